@@ -1,0 +1,73 @@
+# The two commands: `make book` (HTML into _build/html) and `make test` (everything CI checks).
+# Both create .venv from requirements.txt when it is missing or older than the requirements.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Third-party JavaScript served from the built site, so the book reads offline.
+# Taken from the npm registry at build time (never committed).
+MATHJAX_VERSION := 3.2.2
+MERMAID_VERSION := 11.12.1
+VENDOR := _vendor
+NOTEBOOKS := $(sort $(wildcard notebooks/*/*.ipynb))
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
+
+.PHONY: help book test lint unit nbval strict-book execute lab serve clean
+
+help:
+	@echo "make book     build the HTML book into _build/html"
+	@echo "make test     lint, unit tests, re-run every notebook (nbval), strict book build"
+	@echo "make execute  re-execute notebooks in place (NB=path/to.ipynb for one)"
+	@echo "make lab      open JupyterLab on the notebooks"
+	@echo "make serve    serve the built book on http://localhost:8000"
+	@echo "make clean    remove build outputs (keeps .venv)"
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+$(VENDOR)/.stamp: Makefile
+	rm -rf $(VENDOR) && mkdir -p $(VENDOR)/npm $(VENDOR)/mathjax $(VENDOR)/mermaid
+	cd $(VENDOR)/npm && npm pack --silent mathjax@$(MATHJAX_VERSION) mermaid@$(MERMAID_VERSION) >/dev/null
+	tar -xzf $(VENDOR)/npm/mathjax-$(MATHJAX_VERSION).tgz -C $(VENDOR)/mathjax \
+	    --strip-components=2 package/es5
+	tar -xzf $(VENDOR)/npm/mermaid-$(MERMAID_VERSION).tgz -C $(VENDOR)/mermaid \
+	    --strip-components=2 --wildcards --exclude='*.map' \
+	    'package/dist/mermaid.esm.min.mjs' 'package/dist/chunks/mermaid.esm.min/*'
+	rm -rf $(VENDOR)/npm
+	touch $@
+
+book: $(STAMP) $(VENDOR)/.stamp
+	$(BIN)/jupyter-book build . --builder html
+	@echo "Open _build/html/index.html, or run 'make serve' (diagrams need a local server)."
+
+test: lint unit nbval strict-book
+
+lint: $(STAMP)
+	$(BIN)/ruff check companion tests notebooks
+
+unit: $(STAMP)
+	$(BIN)/pytest tests
+
+nbval: $(STAMP)
+	$(BIN)/pytest $(NBVAL) -n 2 --dist loadfile notebooks
+
+strict-book: $(STAMP) $(VENDOR)/.stamp
+	$(BIN)/jupyter-book build . --builder html --all -W -n --keep-going
+
+execute: $(STAMP)
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.timeout=600 --ExecutePreprocessor.record_timing=False \
+	    $(or $(NB),$(NOTEBOOKS))
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks
+
+serve:
+	$(PYTHON) -m http.server --directory _build/html 8000
+
+clean:
+	rm -rf _build $(VENDOR) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,14 @@
+"""Reference implementations for the course "Attention, Softmax and Positional Encoding".
+
+Modules, by idea:
+
+- ``companion.softmax``: softmax, log-softmax, log-sum-exp.
+- ``companion.pooling``: attention pooling (Nadaraya-Watson kernel regression).
+- ``companion.data``: small data sets the course generates.
+- ``companion.plotting``: the course's figure style and heatmaps.
+- ``companion.notebook``: notebook setup and source display.
+"""
+
+from importlib.metadata import version
+
+__version__ = version("companion")
