@@ -1,4 +1,5 @@
-"""Reference implementations for the course "Attention, Softmax and Positional Encoding".
+"""Reference implementations for the course
+"Attention, Softmax and Positional Encoding".
 
 Modules, by idea:
 

@@ -5,7 +5,7 @@ from torch import Tensor
 
 
 def regression_target(x: Tensor) -> Tensor:
-    """The noise-free curve of chapter 1's regression task: ``f(x) = sin(2x) + x / 2``."""
+    """Chapter 1's noise-free regression curve: ``f(x) = sin(2x) + x / 2``."""
     return torch.sin(2 * x) + 0.5 * x
 
 

@@ -45,7 +45,9 @@ def plot_heatmap(
     puts it elsewhere. Returns the axes it drew on.
     """
     if not isinstance(matrix, Tensor) or matrix.dim() != 2:
-        shape = tuple(matrix.shape) if isinstance(matrix, Tensor) else type(matrix).__name__
+        shape = (
+            tuple(matrix.shape) if isinstance(matrix, Tensor) else type(matrix).__name__
+        )
         raise ValueError(f"plot_heatmap needs a 2-D tensor, got {shape}")
     if ax is None:
         _, ax = plt.subplots()

@@ -16,7 +16,9 @@ from companion.softmax import softmax
 from companion.validation import check_float_tensor, check_ndim
 
 
-def gaussian_scores(queries: Tensor, keys: Tensor, width: float | Tensor = 1.0) -> Tensor:
+def gaussian_scores(
+    queries: Tensor, keys: Tensor, width: float | Tensor = 1.0
+) -> Tensor:
     """Scores of a Gaussian kernel of width ``w``: ``a(q, k) = -(q - k)^2 / (2 w^2)``.
 
     ``softmax`` of these scores over the keys equals the normalised kernel
@@ -30,7 +32,9 @@ def gaussian_scores(queries: Tensor, keys: Tensor, width: float | Tensor = 1.0) 
         check_ndim(t, (1,), name)
     width = torch.as_tensor(width, dtype=queries.dtype)
     if width.dim() != 0 or not (0 < width.item() < math.inf):
-        raise ValueError(f"width must be one positive finite number, got {width.tolist()!r}")
+        raise ValueError(
+            f"width must be one positive finite number, got {width.tolist()!r}"
+        )
     return -((queries[:, None] - keys[None, :]) ** 2) / (2 * width**2)
 
 
@@ -61,7 +65,8 @@ def attention_pooling(
             raise ValueError("mask must be a boolean tensor (True = may attend)")
         if mask.shape != scores.shape:
             raise ValueError(
-                f"mask shape {tuple(mask.shape)} does not match scores shape {tuple(scores.shape)}"
+                f"mask shape {tuple(mask.shape)} does not match "
+                f"scores shape {tuple(scores.shape)}"
             )
         scores = scores.masked_fill(~mask, -math.inf)
     weights = softmax(scores, dim=-1)
@@ -107,6 +112,6 @@ class KernelRegression(nn.Module):
     def forward(
         self, queries: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
-        """Return ``(output, weights)`` of ``nadaraya_watson`` with the learned width."""
+        """``nadaraya_watson`` with the learned width: ``(output, weights)``."""
         width = self.log_width.exp().to(queries.dtype)
         return nadaraya_watson(queries, keys, values, width, mask)

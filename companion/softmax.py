@@ -14,7 +14,9 @@ def _check_input(x: Tensor, dim: int, name: str = "x") -> None:
     check_float_tensor(x, name)
     check_dim(x, dim, name)
     if torch.isnan(x).any() or torch.isposinf(x).any():
-        raise ValueError(f"{name} contains NaN or +inf; softmax of such a row is undefined")
+        raise ValueError(
+            f"{name} contains NaN or +inf; softmax of such a row is undefined"
+        )
 
 
 def logsumexp(x: Tensor, dim: int = -1) -> Tensor:
@@ -49,7 +51,9 @@ def softmax(x: Tensor, dim: int = -1, temperature: float = 1.0) -> Tensor:
     """
     _check_input(x, dim)
     if not (isinstance(temperature, (int, float)) and 0 < temperature < float("inf")):
-        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
+        raise ValueError(
+            f"temperature must be a positive finite number, got {temperature!r}"
+        )
     z = x / temperature
     m = z.amax(dim=dim, keepdim=True)
     m = torch.where(torch.isinf(m), torch.zeros_like(m), m)  # all -inf rows

@@ -21,7 +21,9 @@ def check_dim(x: Tensor, dim: int, name: str) -> None:
     if x.dim() == 0:
         raise ValueError(f"{name} must have at least one axis, got a 0-d tensor")
     if not -x.dim() <= dim < x.dim():
-        raise ValueError(f"dim={dim} is out of range for {name} of shape {tuple(x.shape)}")
+        raise ValueError(
+            f"dim={dim} is out of range for {name} of shape {tuple(x.shape)}"
+        )
 
 
 def check_ndim(x: Tensor, allowed: tuple[int, ...], name: str) -> None:

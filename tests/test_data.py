@@ -6,7 +6,9 @@ from companion.data import regression_data, regression_target
 
 def test_target_function_values():
     x = torch.tensor([0.0, torch.pi / 4, 2.0])
-    expected = torch.tensor([0.0, 1.0 + torch.pi / 8, torch.sin(torch.tensor(4.0)).item() + 1.0])
+    expected = torch.tensor(
+        [0.0, 1.0 + torch.pi / 8, torch.sin(torch.tensor(4.0)).item() + 1.0]
+    )
     assert torch.allclose(regression_target(x), expected)
 
 

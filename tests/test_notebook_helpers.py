@@ -31,7 +31,9 @@ def test_show_source_shows_the_package_code():
 
 
 def test_show_source_rejects_builtins():
-    with pytest.raises(ValueError, match="cannot show the source of <built-in function len>"):
+    with pytest.raises(
+        ValueError, match="cannot show the source of <built-in function len>"
+    ):
         show_source(len)
 
 

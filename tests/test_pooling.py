@@ -19,11 +19,13 @@ def points(seed, n, dtype=torch.float64):
 
 
 def classic_nadaraya_watson(x_query, x_train, y_train, width):
-    """The textbook estimator sum_i K(x - x_i) y_i / sum_j K(x - x_j), in plain Python."""
+    """Textbook estimator sum_i K(x - x_i) y_i / sum_j K(x - x_j), plain Python."""
     out = []
     for x in x_query:
         kernel = [math.exp(-((x - xi) ** 2) / (2 * width**2)) for xi in x_train]
-        out.append(sum(k * y for k, y in zip(kernel, y_train, strict=True)) / sum(kernel))
+        out.append(
+            sum(k * y for k, y in zip(kernel, y_train, strict=True)) / sum(kernel)
+        )
     return out
 
 
@@ -42,7 +44,9 @@ def test_equals_the_classic_estimator(width):
     xq, xt, yt = points(0, 7), points(1, 11), points(2, 11)
     expected = classic_nadaraya_watson(xq.tolist(), xt.tolist(), yt.tolist(), width)
     output, weights = nadaraya_watson(xq, xt, yt, width)
-    assert torch.allclose(output, torch.tensor(expected, dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(
+        output, torch.tensor(expected, dtype=torch.float64), atol=1e-12
+    )
     assert torch.allclose(weights.sum(-1), torch.ones(7, dtype=torch.float64))
 
 
@@ -96,7 +100,9 @@ def test_mask_leave_one_out_and_empty_rows():
 def test_gradient_with_respect_to_width():
     xq, xt, yt = points(0, 4), points(1, 7), points(2, 7)
     width = torch.tensor(0.8, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda w: nadaraya_watson(xq, xt, yt, w)[0], (width,))
+    assert torch.autograd.gradcheck(
+        lambda w: nadaraya_watson(xq, xt, yt, w)[0], (width,)
+    )
 
 
 def test_kernel_regression_module():
@@ -139,13 +145,18 @@ def test_kernel_regression_module():
             lambda: attention_pooling(torch.ones(2, 3), torch.ones(4)),
             r"values has 4 rows but scores has 3 keys",
         ),
-        (lambda: attention_pooling(torch.ones(3), torch.ones(3)), r"scores must have 2 axes"),
+        (
+            lambda: attention_pooling(torch.ones(3), torch.ones(3)),
+            r"scores must have 2 axes",
+        ),
         (
             lambda: attention_pooling(torch.ones(2, 3), torch.ones(3, 1, 1)),
             r"values must have 1 or 2 axes",
         ),
         (
-            lambda: attention_pooling(torch.ones(2, 3), torch.ones(3), mask=torch.ones(2, 3)),
+            lambda: attention_pooling(
+                torch.ones(2, 3), torch.ones(3), mask=torch.ones(2, 3)
+            ),
             "mask must be a boolean",
         ),
         (

@@ -22,7 +22,9 @@ def test_published_value():
     total = sum(math.exp(v) for v in x)
     by_hand = [math.exp(v) / total for v in x]
     result = softmax(torch.tensor(x, dtype=torch.float64))
-    assert torch.allclose(result, torch.tensor(by_hand, dtype=torch.float64), atol=1e-15)
+    assert torch.allclose(
+        result, torch.tensor(by_hand, dtype=torch.float64), atol=1e-15
+    )
     # The value quoted in the course plan (rounded to 4 decimals).
     assert [round(v, 4) for v in result.tolist()] == [0.2447, 0.6652, 0.0900]
 
@@ -51,7 +53,9 @@ def test_probability_vector_and_shift_invariance(shape, seed, shift):
 def test_argmax_is_preserved_and_low_temperature_is_one_hot():
     x = torch.tensor([0.5, 2.0, -1.0, 1.9], dtype=torch.float64)
     assert softmax(x).argmax() == x.argmax()
-    assert torch.allclose(softmax(x, temperature=1e-3), torch.tensor([0.0, 1, 0, 0]).double())
+    assert torch.allclose(
+        softmax(x, temperature=1e-3), torch.tensor([0.0, 1, 0, 0]).double()
+    )
     uniform = torch.full((4,), 0.25, dtype=torch.float64)
     assert torch.allclose(softmax(x, temperature=1e6), uniform, atol=1e-5)
 
@@ -60,7 +64,9 @@ def test_no_overflow_for_large_scores():
     x = torch.tensor([1000.0, 1001.0])  # exp(1000) overflows float32 and float64
     expected = torch.tensor([1 / (1 + math.e), math.e / (1 + math.e)])
     assert torch.allclose(softmax(x), expected)
-    assert torch.isclose(logsumexp(x), torch.tensor(1001.0 + math.log1p(math.exp(-1.0))))
+    assert torch.isclose(
+        logsumexp(x), torch.tensor(1001.0 + math.log1p(math.exp(-1.0)))
+    )
     assert torch.isfinite(log_softmax(torch.tensor([-1000.0, 1000.0]))).all()
 
 
@@ -88,7 +94,11 @@ def test_gradients_match_finite_differences():
         ([1.0, 2.0], {}, "must be a torch.Tensor, got list"),
         (torch.tensor([1, 2]), {}, "floating-point dtype, got torch.int64"),
         (torch.tensor(1.0), {}, "at least one axis"),
-        (torch.ones(2, 3), {"dim": 2}, r"dim=2 is out of range for x of shape \(2, 3\)"),
+        (
+            torch.ones(2, 3),
+            {"dim": 2},
+            r"dim=2 is out of range for x of shape \(2, 3\)",
+        ),
         (torch.tensor([1.0, math.nan]), {}, "NaN or \\+inf"),
         (torch.tensor([1.0, math.inf]), {}, "NaN or \\+inf"),
     ],
@@ -100,5 +110,7 @@ def test_bad_input(function, x, kwargs, message):
 
 @pytest.mark.parametrize("temperature", [0.0, -1.0, math.inf, math.nan, "1"])
 def test_bad_temperature(temperature):
-    with pytest.raises(ValueError, match="temperature must be a positive finite number"):
+    with pytest.raises(
+        ValueError, match="temperature must be a positive finite number"
+    ):
         softmax(torch.ones(3), temperature=temperature)
