@@ -4,7 +4,7 @@
 Modules, by idea:
 
 - ``companion.softmax``: softmax, log-softmax, log-sum-exp.
-- ``companion.pooling``: attention pooling (Nadaraya-Watson kernel regression).
+- ``companion.attention``: attention pooling (Nadaraya-Watson kernel regression).
 - ``companion.data``: small data sets the course generates.
 - ``companion.plotting``: the course's figure style and heatmaps.
 - ``companion.notebook``: notebook setup and source display.

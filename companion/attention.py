@@ -1,10 +1,10 @@
-"""Attention pooling as Nadaraya-Watson kernel regression (chapter 1).
+"""Attention: weighted averages of values, with softmax weights from scores.
 
 A query ``q`` is compared with every key ``k_i``; softmax turns the scores into
 weights ``alpha(q, k_i)``; the output is the weighted average of the values,
 ``f(q) = sum_i alpha(q, k_i) v_i``. With the Gaussian score
 ``a(q, k) = -(q - k)^2 / (2 w^2)`` this is the kernel regression estimator of
-Nadaraya (1964) and Watson (1964).
+Nadaraya (1964) and Watson (1964), built in chapter 1.
 """
 
 import math

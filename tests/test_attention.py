@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from companion.pooling import (
+from companion.attention import (
     KernelRegression,
     attention_pooling,
     gaussian_scores,
