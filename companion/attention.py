@@ -35,7 +35,7 @@ def gaussian_scores(
         raise ValueError(
             f"width must be one positive finite number, got {width.tolist()!r}"
         )
-    return -((queries[:, None] - keys[None, :]) ** 2) / (2 * width**2)
+    return -0.5 * ((queries[:, None] - keys[None, :]) / width) ** 2
 
 
 def attention_pooling(
@@ -55,6 +55,11 @@ def attention_pooling(
     check_ndim(scores, (2,), "scores")
     check_float_tensor(values, "values")
     check_ndim(values, (1, 2), "values")
+    if values.dtype != scores.dtype:
+        raise ValueError(
+            f"scores and values must have the same dtype, "
+            f"got {scores.dtype} and {values.dtype}"
+        )
     if values.shape[0] != scores.shape[1]:
         raise ValueError(
             f"values has {values.shape[0]} rows but scores has {scores.shape[1]} keys "

@@ -12,10 +12,12 @@ def regression_target(x: Tensor) -> Tensor:
 def regression_data(
     n: int, noise: float = 0.3, low: float = 0.0, high: float = 5.0, seed: int = 0
 ) -> tuple[Tensor, Tensor]:
-    """Sample ``n`` points ``x ~ U(low, high)`` (sorted) and ``y = f(x) + noise * eps``.
+    """Sample ``n`` points ``x`` uniform on ``[low, high)``, sorted, and
+    ``y = f(x) + noise * eps``.
 
-    ``f`` is `regression_target` and ``eps ~ N(0, 1)``; a private generator seeded
-    with ``seed`` makes the data the same on every machine (chapter 1).
+    ``f`` is `regression_target` and ``eps ~ N(0, 1)``. A private generator seeded
+    with ``seed`` makes the data independent of the global random state and the
+    same on every machine for a given PyTorch version (chapter 1).
     Returns ``(x, y)``, each of shape (n,) and dtype float32.
     """
     if not (isinstance(n, int) and n > 0):
@@ -25,6 +27,8 @@ def regression_data(
     if not low < high:
         raise ValueError(f"need low < high, got low={low!r}, high={high!r}")
     g = torch.Generator().manual_seed(seed)
-    x, _ = torch.sort(low + (high - low) * torch.rand(n, generator=g))
-    y = regression_target(x) + noise * torch.randn(n, generator=g)
+    x, _ = torch.sort(
+        low + (high - low) * torch.rand(n, generator=g, dtype=torch.float32)
+    )
+    y = regression_target(x) + noise * torch.randn(n, generator=g, dtype=torch.float32)
     return x, y

@@ -4,6 +4,8 @@ Chapter 1 uses `softmax` to turn attention scores into weights; Part 3 studies
 these functions in detail. The name "softmax" is Bridle's (1990).
 """
 
+import numbers
+
 import torch
 from torch import Tensor
 
@@ -13,6 +15,10 @@ from companion.validation import check_dim, check_float_tensor
 def _check_input(x: Tensor, dim: int, name: str = "x") -> None:
     check_float_tensor(x, name)
     check_dim(x, dim, name)
+    if x.shape[dim] == 0:
+        raise ValueError(
+            f"{name} has no entries along dim={dim} (shape {tuple(x.shape)})"
+        )
     if torch.isnan(x).any() or torch.isposinf(x).any():
         raise ValueError(
             f"{name} contains NaN or +inf; softmax of such a row is undefined"
@@ -35,13 +41,15 @@ def logsumexp(x: Tensor, dim: int = -1) -> Tensor:
 
 
 def softmax(x: Tensor, dim: int = -1, temperature: float = 1.0) -> Tensor:
-    """Softmax along `dim`: positive weights that sum to one.
+    """Softmax along `dim`: non-negative weights that sum to one.
 
     Equation: ``softmax(x / T)_i = exp((x_i - m) / T) / sum_j exp((x_j - m) / T)``,
     where subtracting ``m = max_j x_j`` changes nothing mathematically and keeps
-    every exponent <= 0, so nothing overflows (Bridle, 1990; chapter 1 and
-    Part 3, chapter 1). ``T`` is the temperature: ``T -> 0`` approaches a one-hot
-    argmax, large ``T`` approaches the uniform distribution.
+    every exponent <= 0, so nothing overflows, whatever the temperature (Bridle,
+    1990; chapter 1 and Part 3, chapter 1). ``T`` is the temperature: as
+    ``T -> 0`` the weights approach a uniform distribution over the maximal
+    entries (one-hot when the maximum is unique); large ``T`` approaches the
+    uniform distribution over all entries.
 
     Entries equal to ``-inf`` get weight zero, which is how masks are applied.
     A row whose entries are all ``-inf`` has nothing to weight and gives all
@@ -50,14 +58,16 @@ def softmax(x: Tensor, dim: int = -1, temperature: float = 1.0) -> Tensor:
     Shapes: ``x`` of any shape; the result has the same shape.
     """
     _check_input(x, dim)
-    if not (isinstance(temperature, (int, float)) and 0 < temperature < float("inf")):
+    is_number = isinstance(temperature, numbers.Real) and not isinstance(
+        temperature, bool
+    )
+    if not (is_number and 0 < temperature < float("inf")):
         raise ValueError(
             f"temperature must be a positive finite number, got {temperature!r}"
         )
-    z = x / temperature
-    m = z.amax(dim=dim, keepdim=True)
+    m = x.amax(dim=dim, keepdim=True)
     m = torch.where(torch.isinf(m), torch.zeros_like(m), m)  # all -inf rows
-    e = torch.exp(z - m)
+    e = torch.exp((x - m) / temperature)
     total = e.sum(dim=dim, keepdim=True)
     return e / torch.where(total == 0, torch.ones_like(total), total)
 

@@ -97,6 +97,17 @@ def test_mask_leave_one_out_and_empty_rows():
     assert torch.equal(weights, torch.zeros(6, 6, dtype=torch.float64))
 
 
+def test_tiny_width_in_float32_gives_nearest_neighbour_not_nan():
+    xq, xt, yt = (
+        points(0, 5, torch.float32),
+        points(1, 9, torch.float32),
+        points(2, 9, torch.float32),
+    )
+    output, _ = nadaraya_watson(xq, xt, yt, width=1e-23)  # width**2 underflows to 0
+    nearest = yt[(xq[:, None] - xt[None, :]).abs().argmin(dim=1)]
+    assert torch.equal(output, nearest)
+
+
 def test_gradient_with_respect_to_width():
     xq, xt, yt = points(0, 4), points(1, 7), points(2, 7)
     width = torch.tensor(0.8, dtype=torch.float64, requires_grad=True)
@@ -164,6 +175,12 @@ def test_kernel_regression_module():
                 torch.ones(2, 3), torch.ones(3), mask=torch.ones(3, 2, dtype=torch.bool)
             ),
             r"mask shape \(3, 2\) does not match scores shape \(2, 3\)",
+        ),
+        (
+            lambda: attention_pooling(
+                torch.ones(2, 3), torch.ones(3, dtype=torch.float64)
+            ),
+            "same dtype, got torch.float32 and torch.float64",
         ),
         (lambda: KernelRegression(width=0.0), "width must be a positive finite number"),
     ],

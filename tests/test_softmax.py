@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -70,6 +71,28 @@ def test_no_overflow_for_large_scores():
     assert torch.isfinite(log_softmax(torch.tensor([-1000.0, 1000.0]))).all()
 
 
+@pytest.mark.parametrize(
+    ("dtype", "temperature"),
+    [(torch.float16, 1e-4), (torch.float32, 1e-39), (torch.float64, 1e-320)],
+)
+def test_tiny_temperature_does_not_overflow(dtype, temperature):
+    # x / T overflows to inf here; (x - max) / T does not.
+    p = softmax(torch.tensor([10.0, 20.0], dtype=dtype), temperature=temperature)
+    assert torch.equal(p, torch.tensor([0.0, 1.0], dtype=dtype))
+
+
+def test_tied_maxima_at_low_temperature_share_the_weight():
+    p = softmax(torch.tensor([3.0, 1.0, 3.0], dtype=torch.float64), temperature=1e-3)
+    assert torch.allclose(p, torch.tensor([0.5, 0.0, 0.5], dtype=torch.float64))
+
+
+def test_numpy_temperature_is_accepted():
+    x = torch.tensor([1.0, 2.0])
+    assert torch.allclose(
+        softmax(x, temperature=np.float32(2.0)), torch.softmax(x / 2, -1)
+    )
+
+
 def test_minus_infinity_means_zero_weight():
     x = torch.tensor([[1.0, -math.inf, 2.0], [-math.inf, -math.inf, -math.inf]])
     p = softmax(x)
@@ -94,6 +117,7 @@ def test_gradients_match_finite_differences():
         ([1.0, 2.0], {}, "must be a torch.Tensor, got list"),
         (torch.tensor([1, 2]), {}, "floating-point dtype, got torch.int64"),
         (torch.tensor(1.0), {}, "at least one axis"),
+        (torch.ones(2, 0), {}, r"no entries along dim=-1 \(shape \(2, 0\)\)"),
         (
             torch.ones(2, 3),
             {"dim": 2},
@@ -108,7 +132,7 @@ def test_bad_input(function, x, kwargs, message):
         function(x, **kwargs)
 
 
-@pytest.mark.parametrize("temperature", [0.0, -1.0, math.inf, math.nan, "1"])
+@pytest.mark.parametrize("temperature", [0.0, -1.0, math.inf, math.nan, "1", True])
 def test_bad_temperature(temperature):
     with pytest.raises(
         ValueError, match="temperature must be a positive finite number"
