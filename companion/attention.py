@@ -35,7 +35,13 @@ def gaussian_scores(
         raise ValueError(
             f"width must be one positive finite number, got {width.tolist()!r}"
         )
-    return -0.5 * ((queries[:, None] - keys[None, :]) / width) ** 2
+    scores = -0.5 * ((queries[:, None] - keys[None, :]) / width) ** 2
+    if torch.isinf(scores).any():
+        raise ValueError(
+            f"width={width.item():g} is too small for {queries.dtype}: the scores "
+            "overflow; use a larger width or float64"
+        )
+    return scores
 
 
 def attention_pooling(

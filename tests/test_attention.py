@@ -97,15 +97,11 @@ def test_mask_leave_one_out_and_empty_rows():
     assert torch.equal(weights, torch.zeros(6, 6, dtype=torch.float64))
 
 
-def test_tiny_width_in_float32_gives_nearest_neighbour_not_nan():
-    xq, xt, yt = (
-        points(0, 5, torch.float32),
-        points(1, 9, torch.float32),
-        points(2, 9, torch.float32),
-    )
-    output, _ = nadaraya_watson(xq, xt, yt, width=1e-23)  # width**2 underflows to 0
-    nearest = yt[(xq[:, None] - xt[None, :]).abs().argmin(dim=1)]
-    assert torch.equal(output, nearest)
+def test_tiny_width_is_an_error_not_a_silent_wrong_answer():
+    q, k = torch.tensor([0.0, 1.0]), torch.tensor([0.5, 2.0])
+    with pytest.raises(ValueError, match="width=1e-23 is too small for torch.float32"):
+        gaussian_scores(q, k, width=1e-23)  # (q - k) / w overflows float32
+    assert torch.isfinite(gaussian_scores(q.double(), k.double(), width=1e-23)).all()
 
 
 def test_gradient_with_respect_to_width():
