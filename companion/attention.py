@@ -2,9 +2,16 @@
 
 A query ``q`` is compared with every key ``k_i``; softmax turns the scores into
 weights ``alpha(q, k_i)``; the output is the weighted average of the values,
-``f(q) = sum_i alpha(q, k_i) v_i``. With the Gaussian score
-``a(q, k) = -(q - k)^2 / (2 w^2)`` this is the kernel regression estimator of
-Nadaraya (1964) and Watson (1964), built in chapter 1.
+``f(q) = sum_i alpha(q, k_i) v_i``.
+
+- Chapter 1: with the Gaussian score ``a(q, k) = -(q - k)^2 / (2 w^2)`` this is
+  the kernel regression estimator of Nadaraya (1964) and Watson (1964).
+- Part 2: scaled dot-product attention (Vaswani et al., 2017), its hand-derived
+  backward pass, masks, additive attention (Bahdanau et al., 2015) and
+  multi-head, multi-query and grouped-query attention.
+
+Shapes follow PyTorch: ``(batch, heads, seq, dim)``; boolean masks mean
+True = may attend, as in ``torch.nn.functional.scaled_dot_product_attention``.
 """
 
 import math
@@ -13,7 +20,13 @@ import torch
 from torch import Tensor, nn
 
 from companion.softmax import softmax
-from companion.validation import check_float_tensor, check_ndim
+from companion.validation import (
+    check_broadcasts,
+    check_float_tensor,
+    check_mask,
+    check_ndim,
+    check_same_dtype,
+)
 
 
 def gaussian_scores(
@@ -126,3 +139,300 @@ class KernelRegression(nn.Module):
         """``nadaraya_watson`` with the learned width: ``(output, weights)``."""
         width = self.log_width.exp().to(queries.dtype)
         return nadaraya_watson(queries, keys, values, width, mask)
+
+
+def causal_mask(n: int) -> Tensor:
+    """Boolean ``(n, n)`` mask for autoregressive attention: query ``i`` may attend
+    to keys ``j <= i`` (lower triangle True; Vaswani et al., 2017, section 3.2.3;
+    Part 2, chapter 3). True = may attend.
+    """
+    if not (isinstance(n, int) and n > 0):
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    return torch.ones(n, n, dtype=torch.bool).tril()
+
+
+def padding_mask(lengths: Tensor | list[int], max_len: int) -> Tensor:
+    """Boolean mask that hides the padding of sequences of different lengths.
+
+    Sequence ``b`` has ``lengths[b]`` real tokens followed by padding; key ``j`` may
+    be attended to iff ``j < lengths[b]`` (Part 2, chapter 3). True = may attend.
+
+    Shapes: ``lengths`` (batch,); the result is (batch, 1, 1, max_len), which
+    broadcasts to the scores' (batch, heads, q_len, max_len).
+    """
+    lengths = torch.as_tensor(lengths)
+    if (
+        lengths.dim() != 1
+        or lengths.dtype.is_floating_point
+        or lengths.dtype == torch.bool
+    ):
+        raise ValueError(
+            f"lengths must be a 1-D tensor of integers, got shape "
+            f"{tuple(lengths.shape)} and dtype {lengths.dtype}"
+        )
+    if not (isinstance(max_len, int) and max_len > 0):
+        raise ValueError(f"max_len must be a positive integer, got {max_len!r}")
+    if (lengths < 0).any() or (lengths > max_len).any():
+        raise ValueError(f"lengths must lie in [0, {max_len}], got {lengths.tolist()}")
+    keep = torch.arange(max_len) < lengths[:, None]
+    return keep[:, None, None, :]
+
+
+def _check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        check_float_tensor(t, name)
+        if t.dim() < 2:
+            raise ValueError(
+                f"{name} must have at least 2 axes (..., seq, dim), "
+                f"got shape {tuple(t.shape)}"
+            )
+    check_same_dtype({"q": q, "k": k, "v": v})
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"q and k must have the same last dimension d_k, got q {tuple(q.shape)} "
+            f"and k {tuple(k.shape)}"
+        )
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"k and v must have the same number of positions (axis -2), got "
+            f"k {tuple(k.shape)} and v {tuple(v.shape)}"
+        )
+    try:
+        torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    except RuntimeError:
+        raise ValueError(
+            f"the leading (batch, heads) axes of q {tuple(q.shape)}, "
+            f"k {tuple(k.shape)} and v {tuple(v.shape)} do not broadcast"
+        ) from None
+
+
+def scaled_dot_product_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None = None,
+    bias: Tensor | None = None,
+    scale: float | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Scaled dot-product attention, returning the output and the weights.
+
+    Equation: ``softmax(Q K^T / sqrt(d_k) + B) V`` (Vaswani et al., 2017, eq. 1;
+    Part 2, chapters 1-3). ``scale`` replaces ``1 / sqrt(d_k)`` when given.
+    ``bias`` ``B`` is added to the scaled scores (ALiBi and T5 biases, Part 4).
+    ``mask`` is boolean, True = may attend (as in
+    ``torch.nn.functional.scaled_dot_product_attention``); a query with no allowed
+    key gets zero weights and a zero output, never NaN.
+
+    Shapes: ``q`` (..., q_len, d_k), ``k`` (..., k_len, d_k), ``v`` (..., k_len,
+    d_v); ``mask`` and ``bias`` broadcast to (..., q_len, k_len). Returns
+    ``(output, weights)``: output (..., q_len, d_v), weights (..., q_len, k_len).
+    """
+    _check_qkv(q, k, v)
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1])
+    scores = (q @ k.transpose(-2, -1)) * scale
+    if bias is not None:
+        check_float_tensor(bias, "bias")
+        check_broadcasts(bias, tuple(scores.shape), "bias")
+        scores = scores + bias
+    if mask is not None:
+        check_mask(mask, tuple(scores.shape))
+        scores = scores.masked_fill(~mask, -math.inf)
+    weights = softmax(scores, dim=-1)
+    return weights @ v, weights
+
+
+def attention_backward(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    grad_out: Tensor,
+    mask: Tensor | None = None,
+    scale: float | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients of scaled dot-product attention, derived by hand (Part 2, chapter 2).
+
+    With ``S = s Q K^T`` (masked), ``P = softmax(S)`` row by row and ``O = P V``,
+    and ``dO`` the gradient of the loss with respect to ``O``:
+
+    - ``dV = P^T dO``
+    - ``dP = dO V^T``
+    - ``dS = P * (dP - rowsum(dP * P))``  (the softmax Jacobian ``diag(p) - p p^T``
+      applied row by row; ``*`` is the element-wise product)
+    - ``dQ = s dS K`` and ``dK = s dS^T Q``.
+
+    Masked entries have ``P = 0``, hence ``dS = 0``: no gradient flows through them.
+
+    Shapes: as `scaled_dot_product_attention`, with ``q``, ``k``, ``v`` sharing
+    their leading axes; ``grad_out`` has the output's shape. Returns
+    ``(dq, dk, dv)`` with the shapes of ``q``, ``k``, ``v``.
+    """
+    _check_qkv(q, k, v)
+    if not (q.shape[:-2] == k.shape[:-2] == v.shape[:-2]):
+        raise ValueError(
+            f"q, k and v must have identical leading axes, got q {tuple(q.shape)}, "
+            f"k {tuple(k.shape)}, v {tuple(v.shape)}"
+        )
+    check_float_tensor(grad_out, "grad_out")
+    expected = (*q.shape[:-1], v.shape[-1])
+    if tuple(grad_out.shape) != expected:
+        raise ValueError(
+            f"grad_out must have the output's shape {expected}, "
+            f"got {tuple(grad_out.shape)}"
+        )
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1])
+    _, p = scaled_dot_product_attention(q, k, v, mask=mask, scale=scale)
+    dv = p.transpose(-2, -1) @ grad_out
+    dp = grad_out @ v.transpose(-2, -1)
+    ds = p * (dp - (dp * p).sum(dim=-1, keepdim=True))
+    dq = scale * ds @ k
+    dk = scale * ds.transpose(-2, -1) @ q
+    return dq, dk, dv
+
+
+class AdditiveAttention(nn.Module):
+    """Additive attention: the score is ``v^T tanh(W_q q + W_k k)``.
+
+    This is the alignment model ``e_ij = v_a^T tanh(W_a s_{i-1} + U_a h_j)`` of
+    Bahdanau et al. (2015, appendix A.1.2), with the query ``q`` in place of the
+    decoder state and the key ``k`` in place of the annotation; ``v`` is a learned
+    vector. The weights are the softmax of the scores over the keys (Part 2,
+    chapter 1). No bias terms, as in the paper's equations.
+    """
+
+    def __init__(self, query_dim: int, key_dim: int, hidden_dim: int):
+        super().__init__()
+        for name, value in (
+            ("query_dim", query_dim),
+            ("key_dim", key_dim),
+            ("hidden_dim", hidden_dim),
+        ):
+            if not (isinstance(value, int) and value > 0):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.w_q = nn.Linear(query_dim, hidden_dim, bias=False)
+        self.w_k = nn.Linear(key_dim, hidden_dim, bias=False)
+        self.v = nn.Linear(hidden_dim, 1, bias=False)
+
+    def forward(
+        self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Return ``(context, weights)``.
+
+        Shapes: ``query`` (..., q_len, query_dim), ``keys`` (..., k_len, key_dim),
+        ``values`` (..., k_len, d_v), ``mask`` broadcastable to (..., q_len, k_len).
+        Result: context (..., q_len, d_v), weights (..., q_len, k_len).
+        """
+        for name, t, dim in (
+            ("query", query, self.w_q.in_features),
+            ("keys", keys, self.w_k.in_features),
+        ):
+            check_float_tensor(t, name)
+            if t.dim() < 2 or t.shape[-1] != dim:
+                raise ValueError(
+                    f"{name} must have shape (..., seq, {dim}), got {tuple(t.shape)}"
+                )
+        check_float_tensor(values, "values")
+        check_same_dtype({"query": query, "keys": keys, "values": values})
+        if values.dim() < 2 or values.shape[-2] != keys.shape[-2]:
+            raise ValueError(
+                f"values must have shape (..., {keys.shape[-2]}, d_v) to match keys "
+                f"{tuple(keys.shape)}, got {tuple(values.shape)}"
+            )
+        hidden = self.w_q(query).unsqueeze(-2) + self.w_k(keys).unsqueeze(-3)
+        scores = self.v(torch.tanh(hidden)).squeeze(-1)  # (..., q_len, k_len)
+        if mask is not None:
+            check_mask(mask, tuple(scores.shape))
+            scores = scores.masked_fill(~mask, -math.inf)
+        weights = softmax(scores, dim=-1)
+        return weights @ values, weights
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention with optional grouped-query attention.
+
+    ``MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W^O`` with
+    ``head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V)`` (Vaswani et al., 2017,
+    section 3.2.2; Part 2, chapter 3). With ``num_kv_heads < num_heads`` the
+    query heads are split into ``num_kv_heads`` groups that share one key/value
+    head each: grouped-query attention (Ainslie et al., 2023); ``num_kv_heads=1``
+    is multi-query attention (Shazeer, 2019).
+
+    Submodules ``q_proj``, ``k_proj``, ``v_proj``, ``out_proj`` are ``nn.Linear``.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        num_kv_heads: int | None = None,
+        bias: bool = True,
+    ):
+        super().__init__()
+        num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
+        for name, value in (
+            ("d_model", d_model),
+            ("num_heads", num_heads),
+            ("num_kv_heads", num_kv_heads),
+        ):
+            if not (isinstance(value, int) and value > 0):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if d_model % num_heads:
+            raise ValueError(
+                f"d_model={d_model} is not divisible by num_heads={num_heads}"
+            )
+        if num_heads % num_kv_heads:
+            raise ValueError(
+                f"num_heads={num_heads} is not divisible by num_kv_heads={num_kv_heads}"
+            )
+        self.d_model, self.num_heads, self.num_kv_heads = (
+            d_model,
+            num_heads,
+            num_kv_heads,
+        )
+        self.head_dim = d_model // num_heads
+        kv_dim = num_kv_heads * self.head_dim
+        self.q_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.k_proj = nn.Linear(d_model, kv_dim, bias=bias)
+        self.v_proj = nn.Linear(d_model, kv_dim, bias=bias)
+        self.out_proj = nn.Linear(d_model, d_model, bias=bias)
+
+    def _split_heads(self, x: Tensor, heads: int) -> Tensor:
+        """(batch, seq, heads * head_dim) -> (batch, heads, seq, head_dim)."""
+        batch, seq, _ = x.shape
+        return x.view(batch, seq, heads, self.head_dim).transpose(1, 2)
+
+    def forward(
+        self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Return ``(output, weights)``.
+
+        Shapes: ``query`` (batch, q_len, d_model); ``key`` and ``value`` (batch,
+        k_len, d_model); ``mask`` boolean, True = may attend, broadcastable to
+        (batch, num_heads, q_len, k_len). Result: output (batch, q_len, d_model),
+        weights (batch, num_heads, q_len, k_len).
+        """
+        for name, t in (("query", query), ("key", key), ("value", value)):
+            check_float_tensor(t, name)
+            if t.dim() != 3 or t.shape[-1] != self.d_model:
+                raise ValueError(
+                    f"{name} must have shape (batch, seq, {self.d_model}), "
+                    f"got {tuple(t.shape)}"
+                )
+        if key.shape[:2] != value.shape[:2] or key.shape[0] != query.shape[0]:
+            raise ValueError(
+                "query, key and value must share the batch size, and key and value "
+                f"the length; got query {tuple(query.shape)}, key {tuple(key.shape)}, "
+                f"value {tuple(value.shape)}"
+            )
+        q = self._split_heads(self.q_proj(query), self.num_heads)
+        k = self._split_heads(self.k_proj(key), self.num_kv_heads)
+        v = self._split_heads(self.v_proj(value), self.num_kv_heads)
+        group = self.num_heads // self.num_kv_heads
+        if group > 1:  # each key/value head serves `group` consecutive query heads
+            k = k.repeat_interleave(group, dim=1)
+            v = v.repeat_interleave(group, dim=1)
+        out, weights = scaled_dot_product_attention(q, k, v, mask=mask)
+        batch, _, q_len, _ = out.shape
+        out = out.transpose(1, 2).reshape(batch, q_len, self.d_model)
+        return self.out_proj(out), weights

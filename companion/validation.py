@@ -31,3 +31,34 @@ def check_ndim(x: Tensor, allowed: tuple[int, ...], name: str) -> None:
     if x.dim() not in allowed:
         wanted = " or ".join(str(n) for n in allowed)
         raise ValueError(f"{name} must have {wanted} axes, got shape {tuple(x.shape)}")
+
+
+def check_same_dtype(tensors: dict[str, Tensor]) -> None:
+    """Raise unless all the named tensors share one dtype."""
+    dtypes = {name: t.dtype for name, t in tensors.items()}
+    if len(set(dtypes.values())) > 1:
+        listed = ", ".join(f"{name} {dtype}" for name, dtype in dtypes.items())
+        raise ValueError(f"inputs must share one dtype, got {listed}")
+
+
+def check_mask(mask: object, shape: tuple[int, ...]) -> None:
+    """Raise unless `mask` is a boolean tensor that broadcasts to `shape`."""
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+        raise ValueError(
+            "mask must be a boolean tensor (True = may attend); "
+            "pass an additive float mask as `bias` instead"
+        )
+    check_broadcasts(mask, shape, "mask")
+
+
+def check_broadcasts(x: Tensor, shape: tuple[int, ...], name: str) -> None:
+    """Raise unless `x` broadcasts to `shape` (the shape of the attention scores)."""
+    try:
+        broadcast = torch.broadcast_shapes(x.shape, shape)
+    except RuntimeError:
+        broadcast = None
+    if broadcast != torch.Size(shape):
+        raise ValueError(
+            f"{name} of shape {tuple(x.shape)} does not broadcast to the "
+            f"attention scores of shape {tuple(shape)}"
+        )
