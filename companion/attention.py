@@ -25,6 +25,7 @@ from companion.validation import (
     check_float_tensor,
     check_mask,
     check_ndim,
+    check_qkv,
     check_same_dtype,
 )
 
@@ -178,34 +179,6 @@ def padding_mask(lengths: Tensor | list[int], max_len: int) -> Tensor:
     return keep[:, None, None, :]
 
 
-def _check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        check_float_tensor(t, name)
-        if t.dim() < 2:
-            raise ValueError(
-                f"{name} must have at least 2 axes (..., seq, dim), "
-                f"got shape {tuple(t.shape)}"
-            )
-    check_same_dtype({"q": q, "k": k, "v": v})
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(
-            f"q and k must have the same last dimension d_k, got q {tuple(q.shape)} "
-            f"and k {tuple(k.shape)}"
-        )
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(
-            f"k and v must have the same number of positions (axis -2), got "
-            f"k {tuple(k.shape)} and v {tuple(v.shape)}"
-        )
-    try:
-        torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
-    except RuntimeError:
-        raise ValueError(
-            f"the leading (batch, heads) axes of q {tuple(q.shape)}, "
-            f"k {tuple(k.shape)} and v {tuple(v.shape)} do not broadcast"
-        ) from None
-
-
 def scaled_dot_product_attention(
     q: Tensor,
     k: Tensor,
@@ -227,7 +200,7 @@ def scaled_dot_product_attention(
     d_v); ``mask`` and ``bias`` broadcast to (..., q_len, k_len). Returns
     ``(output, weights)``: output (..., q_len, d_v), weights (..., q_len, k_len).
     """
-    _check_qkv(q, k, v)
+    check_qkv(q, k, v)
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1])
     scores = (q @ k.transpose(-2, -1)) * scale
@@ -267,7 +240,7 @@ def attention_backward(
     their leading axes; ``grad_out`` has the output's shape. Returns
     ``(dq, dk, dv)`` with the shapes of ``q``, ``k``, ``v``.
     """
-    _check_qkv(q, k, v)
+    check_qkv(q, k, v)
     if not (q.shape[:-2] == k.shape[:-2] == v.shape[:-2]):
         raise ValueError(
             f"q, k and v must have identical leading axes, got q {tuple(q.shape)}, "

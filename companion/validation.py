@@ -62,3 +62,33 @@ def check_broadcasts(x: Tensor, shape: tuple[int, ...], name: str) -> None:
             f"{name} of shape {tuple(x.shape)} does not broadcast to the "
             f"attention scores of shape {tuple(shape)}"
         )
+
+
+def check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
+    """Raise unless ``q``, ``k``, ``v`` fit attention: float tensors of one dtype,
+    shaped (..., m, d_k), (..., n, d_k), (..., n, d_v), leading axes broadcasting."""
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        check_float_tensor(t, name)
+        if t.dim() < 2:
+            raise ValueError(
+                f"{name} must have at least 2 axes (..., seq, dim), "
+                f"got shape {tuple(t.shape)}"
+            )
+    check_same_dtype({"q": q, "k": k, "v": v})
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"q and k must have the same last dimension d_k, got q {tuple(q.shape)} "
+            f"and k {tuple(k.shape)}"
+        )
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"k and v must have the same number of positions (axis -2), got "
+            f"k {tuple(k.shape)} and v {tuple(v.shape)}"
+        )
+    try:
+        torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    except RuntimeError:
+        raise ValueError(
+            f"the leading (batch, heads) axes of q {tuple(q.shape)}, "
+            f"k {tuple(k.shape)} and v {tuple(v.shape)} do not broadcast"
+        ) from None

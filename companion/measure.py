@@ -1,0 +1,54 @@
+"""Measuring time and memory on this machine (Part 2, chapter 4; Part 5).
+
+Times vary between machines and runs; chapters print them for the reader but
+assert only the claims they make (ratios, growth rates).
+"""
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+
+import torch
+
+
+def best_time(function: Callable[[], object], repeats: int = 5) -> float:
+    """The shortest of ``repeats`` wall-clock times of ``function()``, in seconds
+    (the minimum is the least disturbed by other work on the machine)."""
+    if not (isinstance(repeats, int) and repeats > 0):
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence C-level stderr (the profiler's start/stop log lines)."""
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def peak_memory(function: Callable[[], object]) -> int:
+    """Peak bytes of CPU memory that PyTorch allocates while ``function()`` runs,
+    above what was allocated before.
+
+    Measured with PyTorch's profiler: the allocations and frees of every operator,
+    replayed in time order. Tensors that ``function`` returns count as allocated.
+    """
+    with _quiet_stderr(), torch.autograd.profiler.profile(profile_memory=True) as prof:
+        function()
+    current = peak = 0
+    for event in sorted(prof.function_events, key=lambda e: e.time_range.start):
+        current += event.self_cpu_memory_usage
+        peak = max(peak, current)
+    return peak
