@@ -87,8 +87,13 @@ def sliding_window_attention(q: Tensor, k: Tensor, v: Tensor, window: int) -> Te
 
 def elu_feature_map(x: Tensor) -> Tensor:
     """The feature map ``phi(x) = elu(x) + 1`` of Katharopoulos et al. (2020): positive,
-    so that the linear-attention weights are non-negative."""
-    return F.elu(x) + 1
+    so that the linear-attention weights are non-negative.
+
+    Computed as ``x + 1`` for ``x > 0`` and ``exp(x)`` otherwise, which is the same
+    function without the rounding of ``(exp(x) - 1) + 1`` to zero for very negative
+    ``x``.
+    """
+    return torch.where(x > 0, x + 1, torch.exp(torch.clamp(x, max=0)))
 
 
 def linear_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool = False) -> Tensor:
@@ -108,15 +113,14 @@ def linear_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool = False) -> T
     if not causal:
         kv = phi_k.transpose(-2, -1) @ v  # (..., d_k, d_v)
         normaliser = phi_q @ phi_k.sum(dim=-2, keepdim=True).transpose(-2, -1)
-        return (phi_q @ kv) / normaliser
+        return (phi_q @ kv) / normaliser.clamp_min(torch.finfo(q.dtype).tiny)
     if q.shape[-2] != k.shape[-2]:
         raise ValueError("causal linear attention needs as many queries as keys")
-    kv = torch.cumsum(
-        phi_k.unsqueeze(-1) * v.unsqueeze(-2), dim=-3
-    )  # (..., n, d_k, d_v)
+    # Running sums over j <= i of phi(k_j) v_j^T: (..., n, d_k, d_v)
+    kv = torch.cumsum(phi_k.unsqueeze(-1) * v.unsqueeze(-2), dim=-3)
     numerator = (phi_q.unsqueeze(-2) @ kv).squeeze(-2)
     normaliser = (phi_q * torch.cumsum(phi_k, dim=-2)).sum(dim=-1, keepdim=True)
-    return numerator / normaliser
+    return numerator / normaliser.clamp_min(torch.finfo(q.dtype).tiny)
 
 
 class GraphAttentionLayer(nn.Module):
