@@ -4,7 +4,11 @@
 Modules, by idea:
 
 - ``companion.softmax``: softmax, log-softmax, log-sum-exp.
-- ``companion.attention``: attention pooling (Nadaraya-Watson kernel regression).
+- ``companion.attention``: attention pooling, scaled dot-product, additive and
+  multi-head attention, masks, the hand-derived backward pass.
+- ``companion.variants``: local, sparse, linear, graph and non-local attention.
+- ``companion.measure``: time and memory measurements.
+- ``companion.validation``: input checks with clear error messages.
 - ``companion.data``: small data sets the course generates.
 - ``companion.plotting``: the course's figure style and heatmaps.
 - ``companion.notebook``: notebook setup and source display.
