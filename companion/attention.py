@@ -30,6 +30,20 @@ from companion.validation import (
 )
 
 
+def masked_softmax(scores: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Softmax over the last axis (the keys), with masked keys removed.
+
+    ``mask`` is boolean and broadcasts to ``scores``; True = may attend, as in
+    ``torch.nn.functional.scaled_dot_product_attention``. A masked score becomes
+    ``-inf`` and gets weight ``exp(-inf) = 0``; a row with no allowed key gets all
+    zeros, never NaN (chapter 1; Part 2, chapter 3).
+    """
+    if mask is not None:
+        check_mask(mask, tuple(scores.shape))
+        scores = scores.masked_fill(~mask, -math.inf)
+    return softmax(scores, dim=-1)
+
+
 def gaussian_scores(
     queries: Tensor, keys: Tensor, width: float | Tensor = 1.0
 ) -> Tensor:
@@ -64,11 +78,12 @@ def attention_pooling(
     """Weighted average of the values, with weights ``softmax(scores)`` over the keys.
 
     Equation: ``alpha = softmax(a(q, k_1), ..., a(q, k_n))``,
-    ``f(q) = sum_i alpha_i v_i`` (chapter 1). ``mask`` is boolean and True means
-    "may attend", as in ``torch.nn.functional.scaled_dot_product_attention``;
-    a query with no allowed key gets zero weights and a zero output.
+    ``f(q) = sum_i alpha_i v_i`` (chapter 1). ``mask`` is boolean, True = may
+    attend (see `masked_softmax`); a query with no allowed key gets zero weights
+    and a zero output.
 
-    Shapes: ``scores`` (m, n); ``values`` (n,) or (n, d); ``mask`` (m, n).
+    Shapes: ``scores`` (m, n); ``values`` (n,) or (n, d); ``mask`` broadcasts to
+    (m, n).
     Returns ``(output, weights)``: output (m,) or (m, d), weights (m, n).
     """
     check_float_tensor(scores, "scores")
@@ -85,16 +100,7 @@ def attention_pooling(
             f"values has {values.shape[0]} rows but scores has {scores.shape[1]} keys "
             f"(scores {tuple(scores.shape)}, values {tuple(values.shape)})"
         )
-    if mask is not None:
-        if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
-            raise ValueError("mask must be a boolean tensor (True = may attend)")
-        if mask.shape != scores.shape:
-            raise ValueError(
-                f"mask shape {tuple(mask.shape)} does not match "
-                f"scores shape {tuple(scores.shape)}"
-            )
-        scores = scores.masked_fill(~mask, -math.inf)
-    weights = softmax(scores, dim=-1)
+    weights = masked_softmax(scores, mask)
     return weights @ values, weights
 
 
@@ -208,10 +214,7 @@ def scaled_dot_product_attention(
         check_float_tensor(bias, "bias")
         check_broadcasts(bias, tuple(scores.shape), "bias")
         scores = scores + bias
-    if mask is not None:
-        check_mask(mask, tuple(scores.shape))
-        scores = scores.masked_fill(~mask, -math.inf)
-    weights = softmax(scores, dim=-1)
+    weights = masked_softmax(scores, mask)
     return weights @ v, weights
 
 
@@ -314,10 +317,7 @@ class AdditiveAttention(nn.Module):
             )
         hidden = self.w_q(query).unsqueeze(-2) + self.w_k(keys).unsqueeze(-3)
         scores = self.v(torch.tanh(hidden)).squeeze(-1)  # (..., q_len, k_len)
-        if mask is not None:
-            check_mask(mask, tuple(scores.shape))
-            scores = scores.masked_fill(~mask, -math.inf)
-        weights = softmax(scores, dim=-1)
+        weights = masked_softmax(scores, mask)
         return weights @ values, weights
 
 

@@ -12,8 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from companion.attention import scaled_dot_product_attention
-from companion.softmax import softmax
+from companion.attention import masked_softmax, scaled_dot_product_attention
 from companion.validation import check_float_tensor, check_qkv
 
 
@@ -81,7 +80,7 @@ def sliding_window_attention(q: Tensor, k: Tensor, v: Tensor, window: int) -> Te
     )
     position = torch.arange(n)[:, None] + torch.arange(width)[None, :] - window
     inside = (position >= 0) & (position < n)  # padded neighbours do not exist
-    weights = softmax(scores.masked_fill(~inside, -math.inf), dim=-1)
+    weights = masked_softmax(scores, inside)
     return (weights.unsqueeze(-2) @ v_band).squeeze(-2)
 
 
@@ -193,7 +192,7 @@ class GraphAttentionLayer(nn.Module):
             target[:, :, None] + source[:, None, :], self.negative_slope
         )
         neighbours = adjacency | torch.eye(nodes, dtype=torch.bool)
-        weights = softmax(scores.masked_fill(~neighbours, -math.inf), dim=-1)
+        weights = masked_softmax(scores, neighbours)
         out = weights @ wh  # (heads, nodes, out_features)
         if self.concat:
             return out.transpose(0, 1).reshape(nodes, -1), weights

@@ -164,13 +164,13 @@ def test_kernel_regression_module():
             lambda: attention_pooling(
                 torch.ones(2, 3), torch.ones(3), mask=torch.ones(2, 3)
             ),
-            "mask must be a boolean",
+            "mask must be a boolean tensor",
         ),
         (
             lambda: attention_pooling(
                 torch.ones(2, 3), torch.ones(3), mask=torch.ones(3, 2, dtype=torch.bool)
             ),
-            r"mask shape \(3, 2\) does not match scores shape \(2, 3\)",
+            r"mask of shape \(3, 2\) does not broadcast to the attention scores",
         ),
         (
             lambda: attention_pooling(

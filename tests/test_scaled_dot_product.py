@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from companion.attention import (
     attention_backward,
     causal_mask,
+    masked_softmax,
     padding_mask,
     scaled_dot_product_attention,
 )
@@ -252,3 +253,18 @@ def test_bad_input(kwargs, message):
 def test_bad_input_masks_and_backward(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_masked_softmax():
+    scores = torch.tensor([[1.0, 2.0, 3.0], [0.5, 0.5, 0.5]], dtype=torch.float64)
+    keep = torch.tensor([True, False, True])  # broadcasts over the rows
+    weights = masked_softmax(scores, keep)
+    assert torch.allclose(
+        weights[0], torch.softmax(torch.tensor([1.0, -math.inf, 3.0]), -1).double()
+    )
+    assert torch.allclose(
+        weights[1], torch.tensor([0.5, 0.0, 0.5], dtype=torch.float64)
+    )
+    nothing = masked_softmax(scores, torch.zeros(3, dtype=torch.bool))
+    assert torch.equal(nothing, torch.zeros(2, 3, dtype=torch.float64))
+    assert torch.equal(masked_softmax(scores), torch.softmax(scores, -1))
