@@ -181,7 +181,7 @@ def padding_mask(lengths: Tensor | list[int], max_len: int) -> Tensor:
         raise ValueError(f"max_len must be a positive integer, got {max_len!r}")
     if (lengths < 0).any() or (lengths > max_len).any():
         raise ValueError(f"lengths must lie in [0, {max_len}], got {lengths.tolist()}")
-    keep = torch.arange(max_len) < lengths[:, None]
+    keep = torch.arange(max_len, device=lengths.device) < lengths[:, None]
     return keep[:, None, None, :]
 
 
@@ -381,8 +381,10 @@ class MultiHeadAttention(nn.Module):
         """Return ``(output, weights)``.
 
         Shapes: ``query`` (batch, q_len, d_model); ``key`` and ``value`` (batch,
-        k_len, d_model); ``mask`` boolean, True = may attend, broadcastable to
-        (batch, num_heads, q_len, k_len). Result: output (batch, q_len, d_model),
+        k_len, d_model); ``mask`` boolean, True = may attend, of shape (q_len,
+        k_len) or broadcastable 4-D (batch, num_heads, q_len, k_len), e.g. a
+        `padding_mask`. (A 3-D mask is refused: broadcasting would read its first
+        axis as heads, not batch.) Result: output (batch, q_len, d_model),
         weights (batch, num_heads, q_len, k_len).
         """
         for name, t in (("query", query), ("key", key), ("value", value)):
@@ -397,6 +399,11 @@ class MultiHeadAttention(nn.Module):
                 "query, key and value must share the batch size, and key and value "
                 f"the length; got query {tuple(query.shape)}, key {tuple(key.shape)}, "
                 f"value {tuple(value.shape)}"
+            )
+        if mask is not None and isinstance(mask, Tensor) and mask.dim() not in (2, 4):
+            raise ValueError(
+                f"mask must have 2 axes (q_len, k_len) or 4 (batch, heads, q_len, "
+                f"k_len), got shape {tuple(mask.shape)}"
             )
         q = self._split_heads(self.q_proj(query), self.num_heads)
         k = self._split_heads(self.k_proj(key), self.num_kv_heads)

@@ -42,8 +42,10 @@ def peak_memory(function: Callable[[], object]) -> int:
     """Peak bytes of CPU memory that PyTorch allocates while ``function()`` runs,
     above what was allocated before.
 
-    Measured with PyTorch's profiler: the allocations and frees of every operator,
-    replayed in time order. Tensors that ``function`` returns count as allocated.
+    Measured with PyTorch's profiler: the net memory change of every operator,
+    replayed in time order. Buffers that an operator allocates and frees
+    internally are not seen, so this is a lower bound; it is exact for what the
+    operators hand to each other. Tensors that ``function`` returns count.
     """
     with _quiet_stderr(), torch.autograd.profiler.profile(profile_memory=True) as prof:
         function()

@@ -64,21 +64,22 @@ def sliding_window_attention(q: Tensor, k: Tensor, v: Tensor, window: int) -> Te
     if not (isinstance(window, int) and window >= 0):
         raise ValueError(f"window must be a non-negative integer, got {window!r}")
     n = q.shape[-2]
-    if k.shape[-2] != n:
+    if k.shape[-2] != n or n == 0:
         raise ValueError(
-            f"q and k must have the same length, got {n} and {k.shape[-2]}"
+            f"q and k must have the same, non-zero length, got {n} and {k.shape[-2]}"
         )
+    window = min(window, n - 1)  # a wider window sees nothing more
     width = 2 * window + 1
-    # Pad the sequence axis so that every query has `width` neighbours, then view
-    # the neighbours of query i as row i (a strided view: no copy of the keys).
-    k_pad = F.pad(k, (0, 0, window, window))
-    v_pad = F.pad(v, (0, 0, window, window))
-    k_band = k_pad.unfold(-2, width, 1).transpose(-2, -1)  # (..., n, width, d_k)
-    v_band = v_pad.unfold(-2, width, 1).transpose(-2, -1)  # (..., n, width, d_v)
+    # Pad the sequence axis so that every query has `width` neighbours (one copy),
+    # then view the neighbours of query i as row i (a strided view, no copy).
+    k_band = F.pad(k, (0, 0, window, window)).unfold(-2, width, 1).transpose(-2, -1)
+    v_band = F.pad(v, (0, 0, window, window)).unfold(-2, width, 1).transpose(-2, -1)
+    # k_band: (..., n, width, d_k), v_band: (..., n, width, d_v)
     scores = (q.unsqueeze(-2) @ k_band.transpose(-2, -1)).squeeze(-2) / math.sqrt(
         q.shape[-1]
     )
-    position = torch.arange(n)[:, None] + torch.arange(width)[None, :] - window
+    offsets = torch.arange(width, device=q.device) - window
+    position = torch.arange(n, device=q.device)[:, None] + offsets[None, :]
     inside = (position >= 0) & (position < n)  # padded neighbours do not exist
     weights = masked_softmax(scores, inside)
     return (weights.unsqueeze(-2) @ v_band).squeeze(-2)
@@ -101,8 +102,10 @@ def linear_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool = False) -> T
     Equation (Katharopoulos et al., 2020, eq. 5):
     ``out_i = phi(q_i)^T (sum_j phi(k_j) v_j^T) / (phi(q_i)^T sum_j phi(k_j))``.
     The two sums are computed once and shared by all queries, so time and memory
-    grow linearly with the length ``n`` (``O(n d_k d_v)``); with ``causal`` the sums
-    run over ``j <= i`` (a cumulative sum). ``phi`` is `elu_feature_map`.
+    grow linearly with the length ``n`` (``O(n d_k d_v)`` time). With ``causal``
+    the sums run over ``j <= i``; this implementation stores all ``n`` running
+    sums, ``n * d_k * d_v`` numbers, where a token-by-token recurrence would keep
+    only the latest (Part 2, chapter 4, exercise). ``phi`` is `elu_feature_map`.
 
     Shapes: ``q`` (..., m, d_k), ``k`` (..., n, d_k), ``v`` (..., n, d_v); the result
     is (..., m, d_v). ``causal`` needs ``m == n``.
@@ -191,7 +194,7 @@ class GraphAttentionLayer(nn.Module):
         scores = F.leaky_relu(
             target[:, :, None] + source[:, None, :], self.negative_slope
         )
-        neighbours = adjacency | torch.eye(nodes, dtype=torch.bool)
+        neighbours = adjacency | torch.eye(nodes, dtype=torch.bool, device=h.device)
         weights = masked_softmax(scores, neighbours)
         out = weights @ wh  # (heads, nodes, out_features)
         if self.concat:

@@ -162,6 +162,15 @@ def test_bad_construction(call, message):
         call()
 
 
+def test_three_dimensional_masks_are_refused():
+    mha = MultiHeadAttention(8, 2)
+    x = torch.ones(2, 3, 8)
+    with pytest.raises(
+        ValueError, match=r"mask must have 2 axes .* got shape \(2, 3, 3\)"
+    ):
+        mha(x, x, x, mask=torch.ones(2, 3, 3, dtype=torch.bool))
+
+
 def test_bad_forward_input():
     mha = MultiHeadAttention(8, 2)
     x = torch.ones(2, 3, 8)

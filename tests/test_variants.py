@@ -152,7 +152,7 @@ def test_best_time_is_the_minimum():
             lambda: sliding_window_attention(
                 torch.ones(4, 2), torch.ones(5, 2), torch.ones(5, 2), 1
             ),
-            "same length",
+            "same, non-zero length",
         ),
         (
             lambda: linear_attention(
