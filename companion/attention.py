@@ -185,6 +185,15 @@ def padding_mask(lengths: Tensor | list[int], max_len: int) -> Tensor:
     return keep[:, None, None, :]
 
 
+def _resolve_scale(scale: float | None, d_k: int) -> float:
+    """``1 / sqrt(d_k)`` by default; otherwise a positive finite number."""
+    if scale is None:
+        return 1.0 / math.sqrt(d_k)
+    if not (isinstance(scale, (int, float)) and 0 < scale < math.inf):
+        raise ValueError(f"scale must be a positive finite number, got {scale!r}")
+    return float(scale)
+
+
 def scaled_dot_product_attention(
     q: Tensor,
     k: Tensor,
@@ -207,8 +216,7 @@ def scaled_dot_product_attention(
     ``(output, weights)``: output (..., q_len, d_v), weights (..., q_len, k_len).
     """
     check_qkv(q, k, v)
-    if scale is None:
-        scale = 1.0 / math.sqrt(q.shape[-1])
+    scale = _resolve_scale(scale, q.shape[-1])
     scores = (q @ k.transpose(-2, -1)) * scale
     if bias is not None:
         check_float_tensor(bias, "bias")
@@ -225,6 +233,7 @@ def attention_backward(
     grad_out: Tensor,
     mask: Tensor | None = None,
     scale: float | None = None,
+    bias: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Gradients of scaled dot-product attention, derived by hand (Part 2, chapter 2).
 
@@ -238,6 +247,8 @@ def attention_backward(
     - ``dQ = s dS K`` and ``dK = s dS^T Q``.
 
     Masked entries have ``P = 0``, hence ``dS = 0``: no gradient flows through them.
+    An additive ``bias`` changes ``P`` but not the formulas (its own gradient is
+    ``dS``, Part 2, chapter 2, exercise 3).
 
     Shapes: as `scaled_dot_product_attention`, with ``q``, ``k``, ``v`` sharing
     their leading axes; ``grad_out`` has the output's shape. Returns
@@ -250,15 +261,15 @@ def attention_backward(
             f"k {tuple(k.shape)}, v {tuple(v.shape)}"
         )
     check_float_tensor(grad_out, "grad_out")
+    check_same_dtype({"q": q, "grad_out": grad_out})
     expected = (*q.shape[:-1], v.shape[-1])
     if tuple(grad_out.shape) != expected:
         raise ValueError(
             f"grad_out must have the output's shape {expected}, "
             f"got {tuple(grad_out.shape)}"
         )
-    if scale is None:
-        scale = 1.0 / math.sqrt(q.shape[-1])
-    _, p = scaled_dot_product_attention(q, k, v, mask=mask, scale=scale)
+    scale = _resolve_scale(scale, q.shape[-1])
+    _, p = scaled_dot_product_attention(q, k, v, mask=mask, bias=bias, scale=scale)
     dv = p.transpose(-2, -1) @ grad_out
     dp = grad_out @ v.transpose(-2, -1)
     ds = p * (dp - (dp * p).sum(dim=-1, keepdim=True))

@@ -159,6 +159,18 @@ def test_backward_matches_autograd_with_masks():
             assert torch.allclose(mine, reference, atol=1e-12)
 
 
+def test_backward_with_bias_matches_autograd():
+    q, k, v = qkv(8)
+    bias = torch.randn(4, 6, dtype=torch.float64)
+    grad_out = torch.randn(2, 3, 4, 3, dtype=torch.float64)
+    leaves = [t.clone().requires_grad_(True) for t in (q, k, v)]
+    output, _ = scaled_dot_product_attention(*leaves, bias=bias)
+    expected = torch.autograd.grad(output, leaves, grad_out)
+    by_hand = attention_backward(q, k, v, grad_out, bias=bias)
+    for mine, reference in zip(by_hand, expected, strict=True):
+        assert torch.allclose(mine, reference, atol=1e-12)
+
+
 def test_backward_matches_torch_fused_attention():
     q, k, v = qkv(6)
     leaves = [t.clone().requires_grad_(True) for t in (q, k, v)]
@@ -212,6 +224,8 @@ def test_gradcheck():
             r"mask of shape \(4, 5\) does not",
         ),
         ({"bias": torch.ones(7, 6)}, r"bias of shape \(7, 6\) does not broadcast"),
+        ({"scale": 0.0}, "scale must be a positive finite number, got 0.0"),
+        ({"scale": -1.0}, "scale must be a positive finite number"),
     ],
 )
 def test_bad_input(kwargs, message):
@@ -247,6 +261,10 @@ def test_bad_input(kwargs, message):
                 torch.ones(2, 4, 3),
             ),
             "identical leading axes",
+        ),
+        (
+            lambda: attention_backward(*qkv(0), torch.ones(2, 3, 4, 3)),
+            "inputs must share one dtype, got q torch.float64, grad_out torch.float32",
         ),
     ],
 )
