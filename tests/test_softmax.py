@@ -1,12 +1,23 @@
 import math
 
+import entmax
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from companion.softmax import log_softmax, logsumexp, softmax
+from companion.softmax import (
+    cross_entropy,
+    entmax15,
+    gumbel_softmax,
+    log_softmax,
+    logsumexp,
+    online_softmax,
+    softmax,
+    softmax_jacobian,
+    sparsemax,
+)
 
 
 def random_tensor(seed, shape, scale=3.0):
@@ -138,3 +149,178 @@ def test_bad_temperature(temperature):
         ValueError, match="temperature must be a positive finite number"
     ):
         softmax(torch.ones(3), temperature=temperature)
+
+
+# --- Part 3: Jacobian, cross-entropy, sparse maps, Gumbel-softmax, online softmax
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=shapes, seed=st.integers(0, 2**16))
+def test_jacobian_matches_autograd(shape, seed):
+    x = random_tensor(seed, shape)
+    p = softmax(x)
+    jacobian = softmax_jacobian(p)
+    assert jacobian.shape == (*shape, shape[-1])
+    flat_x = x.reshape(-1, shape[-1])
+    flat_j = jacobian.reshape(-1, shape[-1], shape[-1])
+    for row, expected in zip(flat_x, flat_j, strict=True):
+        by_autograd = torch.autograd.functional.jacobian(softmax, row)
+        assert torch.allclose(by_autograd, expected, atol=1e-12)
+    assert torch.allclose(jacobian, jacobian.transpose(-1, -2))
+    assert torch.allclose(jacobian.sum(-1), torch.zeros(shape, dtype=torch.float64))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    n=st.integers(1, 6),
+    k=st.integers(2, 6),
+    eps=st.sampled_from([0.0, 0.1, 0.5, 1.0]),
+)
+def test_cross_entropy_matches_torch(seed, n, k, eps):
+    logits = random_tensor(seed, (n, k))
+    target = torch.randint(0, k, (n,), generator=torch.Generator().manual_seed(seed))
+    expected = torch.nn.functional.cross_entropy(logits, target, label_smoothing=eps)
+    assert torch.allclose(cross_entropy(logits, target, eps), expected, atol=1e-12)
+
+
+def test_cross_entropy_gradient_is_p_minus_y():
+    logits = random_tensor(0, (4, 5)).requires_grad_(True)
+    target = torch.tensor([0, 3, 4, 1])
+    cross_entropy(logits, target).backward()
+    y = torch.nn.functional.one_hot(target, 5).double()
+    assert torch.allclose(logits.grad, (softmax(logits.detach()) - y) / 4)
+    assert torch.autograd.gradcheck(lambda z: cross_entropy(z, target, 0.2), (logits,))
+
+
+def test_cross_entropy_published_value():
+    # -log softmax([2, 3, 1])_1 = -log(0.6652...) by hand
+    logits = torch.tensor([[2.0, 3.0, 1.0]], dtype=torch.float64)
+    by_hand = -math.log(math.exp(3) / (math.exp(2) + math.exp(3) + math.exp(1)))
+    assert math.isclose(cross_entropy(logits, torch.tensor([1])).item(), by_hand)
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=shapes, seed=st.integers(0, 2**16), data=st.data())
+def test_sparsemax_and_entmax_match_the_reference_implementation(shape, seed, data):
+    x = random_tensor(seed, shape)
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1))
+    assert torch.allclose(sparsemax(x, dim), entmax.sparsemax(x, dim=dim), atol=1e-12)
+    assert torch.allclose(entmax15(x, dim), entmax.entmax15(x, dim=dim), atol=1e-10)
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=shapes, seed=st.integers(0, 2**16), scale=st.floats(0.01, 100.0))
+def test_sparse_maps_land_on_the_simplex(shape, seed, scale):
+    x = random_tensor(seed, shape, scale=scale)
+    for function in (sparsemax, entmax15):
+        p = function(x)
+        assert (p >= 0).all()
+        assert torch.allclose(p.sum(-1), torch.ones(shape[:-1], dtype=torch.float64))
+        assert (
+            torch.equal(p.argmax(-1), x.argmax(-1))
+            or (x.max(-1).values == x.topk(min(2, shape[-1]), -1).values[..., -1]).any()
+        )  # ties aside, argmax kept
+
+
+def test_sparsemax_published_properties():
+    # The projection of a point already on the simplex is the point itself.
+    p = torch.tensor([0.2, 0.5, 0.3], dtype=torch.float64)
+    assert torch.allclose(sparsemax(p), p)
+    # Two scores: sparsemax(t, 0) = (clip((t + 1) / 2, 0, 1), ...)
+    # (the "sparse sigmoid" of Martins & Astudillo, 2016, section 2.2).
+    for t in (-2.0, -0.4, 0.0, 0.7, 3.0):
+        value = sparsemax(torch.tensor([t, 0.0], dtype=torch.float64))[0].item()
+        assert math.isclose(value, min(max((t + 1) / 2, 0.0), 1.0), abs_tol=1e-15)
+    masked = sparsemax(
+        torch.tensor([[1.0, -math.inf, 0.5], [-math.inf, -math.inf, -math.inf]])
+    )
+    assert masked[0, 1] == 0 and torch.equal(masked[1], torch.zeros(3))
+
+
+def test_gumbel_softmax_frequencies_match_softmax():
+    logits = torch.tensor([1.0, 0.0, -1.0, 2.0], dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    samples = gumbel_softmax(logits.expand(40000, 4), tau=0.5, hard=True, generator=g)
+    frequencies = samples.mean(0)
+    assert torch.equal(samples.sum(-1), torch.ones(40000, dtype=torch.float64))
+    # Gumbel-max is exact: frequencies within 4 standard errors of softmax.
+    p = softmax(logits)
+    assert (frequencies - p).abs().max() < 4 * math.sqrt(0.25 / 40000)
+
+
+def test_gumbel_softmax_straight_through_gradient():
+    logits = random_tensor(1, (3, 4)).requires_grad_(True)
+    weights = random_tensor(2, (3, 4))
+    hard = gumbel_softmax(
+        logits, tau=0.7, hard=True, generator=torch.Generator().manual_seed(5)
+    )
+    (hard * weights).sum().backward()
+    grad_hard = logits.grad.clone()
+    logits.grad = None
+    soft = gumbel_softmax(logits, tau=0.7, generator=torch.Generator().manual_seed(5))
+    (soft * weights).sum().backward()
+    assert torch.allclose(grad_hard, logits.grad)
+    assert torch.equal(hard.detach().argmax(-1), soft.detach().argmax(-1))
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=shapes, seed=st.integers(0, 2**16), block=st.integers(1, 7))
+def test_online_softmax_equals_softmax(shape, seed, block):
+    x = random_tensor(seed, shape, scale=50.0)
+    assert torch.allclose(online_softmax(x, block), torch.softmax(x, -1), atol=1e-12)
+
+
+def test_online_softmax_handles_masks_and_large_values():
+    x = torch.tensor([[1000.0, -math.inf, 999.0], [-math.inf, -math.inf, -math.inf]])
+    y = online_softmax(x, block_size=1)
+    assert torch.allclose(y[0], softmax(x[0]))
+    assert torch.equal(y[1], torch.zeros(3))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda: softmax_jacobian(torch.tensor([0.5, 0.6])),
+            "must hold probability vectors",
+        ),
+        (
+            lambda: softmax_jacobian(torch.tensor([1.5, -0.5])),
+            "must hold probability vectors",
+        ),
+        (
+            lambda: cross_entropy(torch.ones(3), torch.tensor([0])),
+            r"logits must have shape \(N, K\)",
+        ),
+        (
+            lambda: cross_entropy(torch.ones(2, 3), torch.tensor([0.0, 1.0])),
+            "integer class indices",
+        ),
+        (
+            lambda: cross_entropy(torch.ones(2, 3), torch.tensor([0])),
+            r"target must have shape \(2,\)",
+        ),
+        (
+            lambda: cross_entropy(torch.ones(2, 3), torch.tensor([0, 3])),
+            r"must lie in \[0, 3\)",
+        ),
+        (
+            lambda: cross_entropy(torch.ones(2, 3), torch.tensor([0, 1]), 1.5),
+            "label_smoothing",
+        ),
+        (lambda: sparsemax(torch.tensor([1.0, math.nan])), "NaN or \\+inf"),
+        (lambda: entmax15(torch.tensor([1.0, -math.inf])), "needs finite scores"),
+        (
+            lambda: gumbel_softmax(torch.ones(3), tau=0.0),
+            "tau must be a positive finite",
+        ),
+        (
+            lambda: online_softmax(torch.ones(3), 0),
+            "block_size must be a positive integer",
+        ),
+    ],
+)
+def test_bad_input_part3(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
