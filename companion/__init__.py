@@ -3,7 +3,8 @@
 
 Modules, by idea:
 
-- ``companion.softmax``: softmax, log-softmax, log-sum-exp.
+- ``companion.softmax``: softmax and its relatives: log-softmax, log-sum-exp,
+  Jacobian, cross-entropy, sparsemax, 1.5-entmax, Gumbel-softmax, online softmax.
 - ``companion.attention``: attention pooling, scaled dot-product, additive and
   multi-head attention, masks, the hand-derived backward pass.
 - ``companion.variants``: local, sparse, linear, graph and non-local attention.
