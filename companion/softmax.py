@@ -158,10 +158,13 @@ def sparsemax(x: Tensor, dim: int = -1) -> Tensor:
     z = x.transpose(dim, -1)
     finite = torch.isfinite(z).any(dim=-1, keepdim=True)
     z = torch.where(finite, z, torch.zeros_like(z))  # all -inf rows, fixed below
+    # Shift invariance: subtracting the max keeps 1 + k z_(k) > cumsum exact enough
+    # at k = 1 for huge scores (1 + 1e10 == 1e10 in float32).
+    z = z - z.amax(dim=-1, keepdim=True)
     z_sorted, _ = torch.sort(z, dim=-1, descending=True)
     cumulative = z_sorted.cumsum(dim=-1)
     k = torch.arange(1, z.shape[-1] + 1, dtype=z.dtype, device=z.device)
-    support = (1 + k * z_sorted > cumulative).sum(dim=-1, keepdim=True)  # >= 1
+    support = (1 + k * z_sorted > cumulative).sum(dim=-1, keepdim=True).clamp(min=1)
     tau = (cumulative.gather(-1, support - 1) - 1) / support.to(z.dtype)
     p = torch.clamp(z - tau, min=0) * finite
     return p.transpose(dim, -1)

@@ -222,6 +222,30 @@ def test_sparse_maps_land_on_the_simplex(shape, seed, scale):
         assert torch.equal(top, p.max(-1, keepdim=True).values)
 
 
+@pytest.mark.parametrize("scale", [1e3, 1e6, 1e10, 1e30])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_no_nan_or_inf_for_large_inputs(scale, dtype):
+    x = scale * torch.randn(
+        6, 9, generator=torch.Generator().manual_seed(0), dtype=dtype
+    )
+    for function in (softmax, log_softmax, sparsemax, entmax15):
+        y = function(x)
+        assert torch.isfinite(y).all(), function.__name__
+    for function in (softmax, sparsemax, entmax15, lambda t: online_softmax(t, 4)):
+        assert torch.allclose(function(x).sum(-1), torch.ones(6, dtype=dtype))
+
+
+def test_gradchecks_of_the_sparse_maps_and_online_softmax():
+    x = random_tensor(4, (3, 6)).requires_grad_(True)
+    assert torch.autograd.gradcheck(sparsemax, (x,))
+    assert torch.autograd.gradcheck(entmax15, (x,))
+    assert torch.autograd.gradcheck(lambda t: online_softmax(t, 4), (x,))
+    g = torch.Generator()
+    assert torch.autograd.gradcheck(
+        lambda t: gumbel_softmax(t, tau=0.8, generator=g.manual_seed(1)), (x,)
+    )
+
+
 def test_sparsemax_published_properties():
     # The projection of a point already on the simplex is the point itself.
     p = torch.tensor([0.2, 0.5, 0.3], dtype=torch.float64)
