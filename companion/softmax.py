@@ -25,12 +25,24 @@ def _check_input(x: Tensor, dim: int, name: str = "x") -> None:
         )
 
 
+def _check_positive_number(value: object, name: str, dtype: torch.dtype) -> None:
+    """Raise unless ``value`` is a positive real number that stays positive and
+    finite in ``dtype`` (1e-50 rounds to 0 in float32, 1e39 to inf)."""
+    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not (is_number and 0 < value < float("inf")):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    as_dtype = torch.tensor(float(value), dtype=dtype)
+    if as_dtype == 0 or torch.isinf(as_dtype):
+        raise ValueError(f"{name}={value!r} is not representable in {dtype}")
+
+
 def logsumexp(x: Tensor, dim: int = -1) -> Tensor:
     """Log of the sum of exponentials along `dim`, without overflow.
 
     Equation: ``logsumexp(x) = m + log(sum_j exp(x_j - m))`` with ``m = max_j x_j``
     (the "log-sum-exp trick", Part 3, chapter 1). A row whose entries are all
-    ``-inf`` gives ``-inf`` (the log of an empty sum), not NaN.
+    ``-inf`` gives ``-inf`` (the log of an empty sum), not NaN; its gradient
+    there is NaN, as for ``torch.logsumexp``.
 
     Shapes: ``x`` of any shape; the result drops axis ``dim``.
     """
@@ -58,13 +70,7 @@ def softmax(x: Tensor, dim: int = -1, temperature: float = 1.0) -> Tensor:
     Shapes: ``x`` of any shape; the result has the same shape.
     """
     _check_input(x, dim)
-    is_number = isinstance(temperature, numbers.Real) and not isinstance(
-        temperature, bool
-    )
-    if not (is_number and 0 < temperature < float("inf")):
-        raise ValueError(
-            f"temperature must be a positive finite number, got {temperature!r}"
-        )
+    _check_positive_number(temperature, "temperature", x.dtype)
     m = x.amax(dim=dim, keepdim=True)
     m = torch.where(torch.isinf(m), torch.zeros_like(m), m)  # all -inf rows
     e = torch.exp((x - m) / temperature)
@@ -133,13 +139,15 @@ def cross_entropy(
         )
     if n and ((target < 0).any() or (target >= k).any()):
         raise ValueError(f"target values must lie in [0, {k}), got {target.tolist()}")
-    if not 0.0 <= label_smoothing <= 1.0:
+    if isinstance(label_smoothing, bool) or not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must lie in [0, 1], got {label_smoothing!r}")
     log_p = log_softmax(logits, dim=-1)
     y = torch.full_like(log_p, label_smoothing / k)
     on_target = torch.full((n, 1), 1 - label_smoothing, dtype=log_p.dtype)
     y.scatter_add_(-1, target[:, None].long(), on_target)
-    return -(y * log_p).sum(dim=-1).mean()
+    # 0 * log(0) counts as 0: a masked (-inf) logit with zero target weight is fine.
+    terms = torch.where(y == 0, torch.zeros_like(log_p), y * log_p)
+    return -terms.sum(dim=-1).mean()
 
 
 def sparsemax(x: Tensor, dim: int = -1) -> Tensor:
@@ -214,8 +222,7 @@ def gumbel_softmax(
     Shapes: ``logits`` (..., K); the result has the same shape.
     """
     _check_input(logits, -1, "logits")
-    if not (isinstance(tau, (int, float)) and 0 < tau < float("inf")):
-        raise ValueError(f"tau must be a positive finite number, got {tau!r}")
+    _check_positive_number(tau, "tau", logits.dtype)
     u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype)
     u = u.clamp(min=torch.finfo(logits.dtype).tiny)  # log(0) would be -inf
     gumbel = -torch.log(-torch.log(u))
@@ -224,6 +231,7 @@ def gumbel_softmax(
         return y_soft
     index = y_soft.argmax(dim=-1, keepdim=True)
     y_hard = torch.zeros_like(y_soft).scatter_(-1, index, 1.0)
+    y_hard = y_hard * (y_soft.sum(dim=-1, keepdim=True) > 0)  # all -inf rows: zeros
     return y_hard - y_soft.detach() + y_soft
 
 
@@ -239,7 +247,9 @@ def online_softmax(x: Tensor, block_size: int) -> Tensor:
     Shapes: ``x`` (..., n); the result has the same shape.
     """
     _check_input(x, -1)
-    if not (isinstance(block_size, int) and block_size > 0):
+    if isinstance(block_size, bool) or not (
+        isinstance(block_size, int) and block_size > 0
+    ):
         raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
     m = torch.full(x.shape[:-1] + (1,), -float("inf"), dtype=x.dtype, device=x.device)
     d = torch.zeros_like(m)

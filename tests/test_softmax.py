@@ -143,6 +143,23 @@ def test_bad_input(function, x, kwargs, message):
         function(x, **kwargs)
 
 
+def test_masked_logits_in_cross_entropy_and_gumbel():
+    logits = torch.tensor([[0.0, -math.inf, 1.0]], dtype=torch.float64)
+    expected = torch.nn.functional.cross_entropy(logits, torch.tensor([0]))
+    assert torch.allclose(cross_entropy(logits, torch.tensor([0])), expected)
+    empty = torch.full((2, 3), -math.inf)
+    assert torch.equal(gumbel_softmax(empty, hard=True), torch.zeros(2, 3))
+
+
+@pytest.mark.parametrize("temperature", [1e-46, 1e39])
+def test_temperature_must_be_representable(temperature):
+    with pytest.raises(ValueError, match="is not representable in torch.float32"):
+        softmax(torch.ones(3), temperature=temperature)
+    assert torch.isfinite(
+        softmax(torch.ones(3, dtype=torch.float64), temperature=temperature)
+    ).all()
+
+
 @pytest.mark.parametrize("temperature", [0.0, -1.0, math.inf, math.nan, "1", True])
 def test_bad_temperature(temperature):
     with pytest.raises(
