@@ -1,0 +1,272 @@
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from companion.attention import scaled_dot_product_attention
+from companion.positional import (
+    LearnedPositionalEmbedding,
+    RelativePositionBias,
+    ShawRelativeEmbedding,
+    alibi_bias,
+    alibi_slopes,
+    apply_rope,
+    relative_scores,
+    sinusoidal_encoding,
+    t5_relative_position_bucket,
+)
+
+
+def test_sinusoidal_values_by_hand():
+    d = 8
+    pe = sinusoidal_encoding(20, d)
+    assert pe.shape == (20, d) and pe.dtype == torch.float32
+    for p in (0, 1, 7, 19):
+        for i in range(d // 2):
+            angle = p / 10000 ** (2 * i / d)
+            assert math.isclose(pe[p, 2 * i].item(), math.sin(angle), abs_tol=1e-7)
+            assert math.isclose(pe[p, 2 * i + 1].item(), math.cos(angle), abs_tol=1e-7)
+
+
+def test_sinusoidal_shift_is_a_linear_map():
+    # PE(p + k) = M_k PE(p), with M_k block-diagonal rotations (Vaswani et al., 3.5).
+    d, k = 16, 5
+    pe = sinusoidal_encoding(60, d, base=100.0).double()
+    frequency = 100.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+    M = torch.zeros(d, d, dtype=torch.float64)
+    for i, w in enumerate(frequency):
+        c, s = math.cos(k * w), math.sin(k * w)
+        M[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = torch.tensor([[c, s], [-s, c]])
+    assert torch.allclose(pe[k:], pe[:-k] @ M.T, atol=1e-6)
+
+
+def test_learned_embedding_and_its_length_limit():
+    embedding = LearnedPositionalEmbedding(max_len=10, d_model=4)
+    assert embedding(6).shape == (6, 4)
+    assert torch.equal(
+        embedding(torch.tensor([3, 3])), embedding.embedding.weight[[3, 3]]
+    )
+    with pytest.raises(
+        ValueError, match=r"positions must lie in \[0, 10\).*got range \[0, 10\]"
+    ):
+        embedding(11)
+    with pytest.raises(ValueError, match="integer tensor or a sequence length"):
+        embedding(torch.tensor([0.5]))
+
+
+def rotate_by_complex_numbers(x, positions, base=10000.0):
+    """Reference: pairs (2i, 2i+1) as complex numbers times exp(i p theta_i)."""
+    d = x.shape[-1]
+    z = torch.view_as_complex(x.double().reshape(*x.shape[:-1], d // 2, 2).contiguous())
+    theta = base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+    rotation = torch.polar(
+        torch.ones(len(positions), d // 2, dtype=torch.float64),
+        positions.double()[:, None] * theta,
+    )
+    return torch.view_as_real(z * rotation).reshape(x.shape)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**16), seq=st.integers(1, 9), half=st.integers(1, 8))
+def test_rope_equals_complex_rotation_and_preserves_norms(seed, seq, half):
+    x = torch.randn(
+        2,
+        seq,
+        2 * half,
+        generator=torch.Generator().manual_seed(seed),
+        dtype=torch.float64,
+    )
+    positions = torch.arange(seq) * 3 + 1
+    rotated = apply_rope(x, positions)
+    assert torch.allclose(rotated, rotate_by_complex_numbers(x, positions), atol=1e-12)
+    assert torch.allclose(rotated.norm(dim=-1), x.norm(dim=-1))
+    assert torch.allclose(
+        apply_rope(x), rotate_by_complex_numbers(x, torch.arange(seq))
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    m=st.integers(0, 500),
+    n=st.integers(0, 500),
+    shift=st.integers(-200, 200),
+)
+def test_rope_relative_property(seed, m, n, shift):
+    g = torch.Generator().manual_seed(seed)
+    q, k = (
+        torch.randn(1, 16, generator=g, dtype=torch.float64),
+        torch.randn(1, 16, generator=g, dtype=torch.float64),
+    )
+
+    def score(a, b):
+        return (
+            apply_rope(q, torch.tensor([a])) @ apply_rope(k, torch.tensor([b])).T
+        ).item()
+
+    if min(m + shift, n + shift) >= 0:
+        assert math.isclose(score(m, n), score(m + shift, n + shift), abs_tol=1e-9)
+
+
+def test_alibi_slopes_match_the_paper():
+    assert alibi_slopes(8).tolist() == [2.0**-i for i in range(1, 9)]
+    assert torch.allclose(
+        alibi_slopes(16),
+        torch.tensor([2.0 ** (-i / 2) for i in range(1, 17)], dtype=torch.float64),
+    )
+    # 12 heads: the 8-head slopes, then every other 16-head slope (the paper's code).
+    twelve = [2.0**-i for i in range(1, 9)] + [
+        2.0**-0.5,
+        2.0**-1.5,
+        2.0**-2.5,
+        2.0**-3.5,
+    ]
+    assert torch.allclose(alibi_slopes(12), torch.tensor(twelve, dtype=torch.float64))
+    assert len(alibi_slopes(6)) == 6 and torch.allclose(
+        alibi_slopes(1), torch.tensor([2.0**-8], dtype=torch.float64)
+    )
+
+
+def test_alibi_bias():
+    bias = alibi_bias(num_heads=2, q_len=2, k_len=4)
+    # queries are positions 2 and 3; bias = -slope * |i - j|
+    expected_head0 = -0.0625 * torch.tensor([[2.0, 1, 0, 1], [3, 2, 1, 0]])
+    assert torch.allclose(bias[0], expected_head0)
+    assert torch.allclose(bias[1], expected_head0 / 16)
+    # Added to the scores, it equals the causal ALiBi of the paper on j <= i.
+    q = k = v = torch.randn(1, 2, 4, 8, dtype=torch.float64)
+    out, weights = scaled_dot_product_attention(
+        q, k, v, bias=alibi_bias(2, 4, 4).double()
+    )
+    assert torch.allclose(weights.sum(-1), torch.ones(1, 2, 4, dtype=torch.float64))
+
+
+def t5_bucket_by_hand(relative, bidirectional=True, num_buckets=32, max_distance=128):
+    """The T5 bucketing, written out with the math module."""
+    n = -relative
+    result = 0
+    if bidirectional:
+        num_buckets //= 2
+        if n < 0:
+            result += num_buckets
+        n = abs(n)
+    else:
+        n = max(n, 0)
+    max_exact = num_buckets // 2
+    if n < max_exact:
+        return result + n
+    large = max_exact + int(
+        math.log(n / max_exact)
+        / math.log(max_distance / max_exact)
+        * (num_buckets - max_exact)
+    )
+    return result + min(large, num_buckets - 1)
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize(
+    ("num_buckets", "max_distance"), [(32, 128), (16, 64), (8, 20)]
+)
+def test_t5_buckets(bidirectional, num_buckets, max_distance):
+    relative = torch.arange(-300, 301)
+    buckets = t5_relative_position_bucket(
+        relative, bidirectional, num_buckets, max_distance
+    )
+    expected = [
+        t5_bucket_by_hand(r, bidirectional, num_buckets, max_distance)
+        for r in range(-300, 301)
+    ]
+    assert buckets.tolist() == expected
+    assert buckets.min() >= 0 and buckets.max() < num_buckets
+
+
+def test_t5_bucket_boundaries():
+    b = dict(
+        zip(
+            range(-140, 141),
+            t5_relative_position_bucket(torch.arange(-140, 141)).tolist(),
+            strict=True,
+        )
+    )
+    assert [b[r] for r in (0, -1, -7)] == [0, 1, 7]  # exact buckets for keys before
+    assert [b[r] for r in (1, 7)] == [17, 23]  # keys after: offset 16
+    assert b[-8] == 8 and b[-16] == 10 and b[-128] == b[-140] == 15
+
+
+def test_relative_position_bias_module():
+    torch.manual_seed(0)
+    module = RelativePositionBias(num_heads=3)
+    bias = module(4, 6)
+    assert bias.shape == (3, 4, 6)
+    bucket = t5_relative_position_bucket(torch.tensor(6 - 1 - 2))  # key 5, query 2
+    assert torch.equal(bias[:, 2, 5], module.bias.weight[bucket])
+
+
+def test_shaw_relative_embedding_and_scores():
+    torch.manual_seed(0)
+    module = ShawRelativeEmbedding(max_distance=2, dim=4)
+    table = module(3, 6)
+    assert table.shape == (3, 6, 4)
+    assert torch.equal(table[0, 5], module.embedding.weight[2 + 2])  # clipped to +2
+    assert torch.equal(table[2, 0], module.embedding.weight[-2 + 2])  # clipped to -2
+    assert torch.equal(table[1, 2], module.embedding.weight[1 + 2])
+    q, k = torch.randn(2, 3, 4), torch.randn(2, 6, 4)
+    scores = relative_scores(q, k, table)
+    by_hand = torch.stack(
+        [
+            torch.stack(
+                [(q[:, i] * (k[:, j] + table[i, j])).sum(-1) / 2.0 for j in range(6)],
+                -1,
+            )
+            for i in range(3)
+        ],
+        -2,
+    )
+    assert torch.allclose(scores, by_hand, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: sinusoidal_encoding(10, 7), "d_model must be even"),
+        (lambda: sinusoidal_encoding(0, 8), "num_positions must be a positive integer"),
+        (
+            lambda: sinusoidal_encoding(10, 8, base=1.0),
+            "base must be a finite number greater than 1",
+        ),
+        (lambda: apply_rope(torch.ones(3, 5)), "even size"),
+        (
+            lambda: apply_rope(torch.ones(3, 4), torch.arange(2)),
+            r"positions must be a tensor of shape \(3,\)",
+        ),
+        (lambda: apply_rope(torch.ones(4)), r"x must have shape \(\.\.\., seq, d\)"),
+        (lambda: alibi_slopes(0), "num_heads must be a positive integer"),
+        (lambda: alibi_bias(2, 5, 3), "q_len=5 cannot exceed k_len=3"),
+        (lambda: t5_relative_position_bucket(torch.tensor([1.5])), "integer tensor"),
+        (
+            lambda: t5_relative_position_bucket(
+                torch.tensor([1]), num_buckets=4, max_distance=1
+            ),
+            "max_distance",
+        ),
+        (
+            lambda: LearnedPositionalEmbedding(0, 4),
+            "max_len must be a positive integer",
+        ),
+        (
+            lambda: ShawRelativeEmbedding(0, 4),
+            "max_distance must be a positive integer",
+        ),
+        (
+            lambda: relative_scores(
+                torch.ones(3, 4), torch.ones(5, 4), torch.ones(3, 4, 4)
+            ),
+            "need q",
+        ),
+    ],
+)
+def test_bad_input(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
