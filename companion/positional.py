@@ -2,7 +2,8 @@
 
 Three places where position can enter:
 
-- the input embeddings: `sinusoidal_encoding`, `LearnedPositionalEmbedding`;
+- the input embeddings: `sinusoidal_encoding`, `sinusoidal_encoding_2d`,
+  `LearnedPositionalEmbedding`;
 - the attention logits: `ShawRelativeEmbedding` (Shaw et al., 2018),
   `RelativePositionBias` with `t5_relative_position_bucket` (Raffel et al., 2020),
   `alibi_bias` (Press et al., 2022);
@@ -54,6 +55,33 @@ def sinusoidal_encoding(
     encoding[:, 0::2] = torch.sin(angle)
     encoding[:, 1::2] = torch.cos(angle)
     return encoding.to(torch.float32)
+
+
+def sinusoidal_encoding_2d(
+    height: int, width: int, d_model: int, base: float = 10000.0
+) -> Tensor:
+    """A 2-D sinusoidal encoding for a grid of image patches, in raster order.
+
+    The first ``d_model / 2`` dimensions are the 1-D `sinusoidal_encoding` of the
+    row, the last ``d_model / 2`` that of the column, so that shifting a patch
+    along either axis is a rotation of the corresponding half (Part 4, chapter 4).
+
+    Returns a float32 tensor of shape (height * width, d_model), row ``r * width +
+    c`` for the patch in row ``r``, column ``c``; ``d_model`` must be a multiple of 4.
+    """
+    _check_positive_int(height, "height")
+    _check_positive_int(width, "width")
+    _check_positive_int(d_model, "d_model")
+    if d_model % 4:
+        raise ValueError(
+            f"d_model must be a multiple of 4 (two sin/cos halves), got {d_model}"
+        )
+    half = d_model // 2
+    rows = sinusoidal_encoding(height, half, base)
+    columns = sinusoidal_encoding(width, half, base)
+    grid_rows = rows[:, None, :].expand(height, width, half)
+    grid_columns = columns[None, :, :].expand(height, width, half)
+    return torch.cat([grid_rows, grid_columns], dim=-1).reshape(height * width, d_model)
 
 
 class LearnedPositionalEmbedding(nn.Module):

@@ -15,6 +15,7 @@ from companion.positional import (
     apply_rope,
     relative_scores,
     sinusoidal_encoding,
+    sinusoidal_encoding_2d,
     t5_relative_position_bucket,
 )
 
@@ -40,6 +41,17 @@ def test_sinusoidal_shift_is_a_linear_map():
         c, s = math.cos(k * w), math.sin(k * w)
         M[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = torch.tensor([[c, s], [-s, c]])
     assert torch.allclose(pe[k:], pe[:-k] @ M.T, atol=1e-6)
+
+
+def test_sinusoidal_2d_is_row_and_column_encodings():
+    grid = sinusoidal_encoding_2d(3, 5, 16)
+    assert grid.shape == (15, 16)
+    rows, columns = sinusoidal_encoding(3, 8), sinusoidal_encoding(5, 8)
+    for r in range(3):
+        for c in range(5):
+            assert torch.equal(grid[r * 5 + c], torch.cat([rows[r], columns[c]]))
+    with pytest.raises(ValueError, match="multiple of 4"):
+        sinusoidal_encoding_2d(2, 2, 6)
 
 
 def test_learned_embedding_and_its_length_limit():
