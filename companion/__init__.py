@@ -7,6 +7,7 @@ Modules, by idea:
   Jacobian, cross-entropy, sparsemax, 1.5-entmax, Gumbel-softmax, online softmax.
 - ``companion.attention``: attention pooling, scaled dot-product, additive and
   multi-head attention, masks, the hand-derived backward pass.
+- ``companion.positional``: absolute and relative positional encodings.
 - ``companion.variants``: local, sparse, linear, graph and non-local attention.
 - ``companion.measure``: time and memory measurements.
 - ``companion.validation``: input checks with clear error messages.
