@@ -23,6 +23,17 @@ def _check_positive_int(value: object, name: str) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
+def _relative_positions(q_len: int, k_len: int) -> Tensor:
+    """``j - i`` for the queries at the last ``q_len`` of ``k_len`` positions (as
+    when decoding with a cache): a (q_len, k_len) integer tensor."""
+    _check_positive_int(q_len, "q_len")
+    _check_positive_int(k_len, "k_len")
+    if q_len > k_len:
+        raise ValueError(f"q_len={q_len} cannot exceed k_len={k_len}")
+    query_position = torch.arange(k_len - q_len, k_len)
+    return torch.arange(k_len)[None, :] - query_position[:, None]
+
+
 def _check_base(base: object) -> None:
     if isinstance(base, bool) or not (
         isinstance(base, (int, float)) and 1 < base < math.inf
@@ -104,7 +115,11 @@ class LearnedPositionalEmbedding(nn.Module):
         if isinstance(positions, int) and not isinstance(positions, bool):
             _check_positive_int(positions, "the sequence length")
             positions = torch.arange(positions, device=self.embedding.weight.device)
-        if not isinstance(positions, Tensor) or positions.is_floating_point():
+        if (
+            not isinstance(positions, Tensor)
+            or positions.is_floating_point()
+            or positions.dtype == torch.bool
+        ):
             raise ValueError("positions must be an integer tensor or a sequence length")
         if positions.numel() and (
             positions.min() < 0 or positions.max() >= self.max_len
@@ -145,8 +160,10 @@ def apply_rope(
     if not isinstance(positions, Tensor) or positions.shape != (seq,):
         shape = tuple(positions.shape) if isinstance(positions, Tensor) else positions
         raise ValueError(f"positions must be a tensor of shape ({seq},), got {shape}")
+    if positions.dtype == torch.bool or not torch.isfinite(positions.double()).all():
+        raise ValueError("positions must be finite integers or floats, not booleans")
     theta = base ** (-torch.arange(0, d, 2, dtype=torch.float64, device=x.device) / d)
-    angle = positions.to(torch.float64)[:, None] * theta  # (seq, d / 2)
+    angle = positions.to(device=x.device, dtype=torch.float64)[:, None] * theta
     cos, sin = torch.cos(angle).to(x.dtype), torch.sin(angle).to(x.dtype)
     even, odd = x[..., 0::2], x[..., 1::2]
     rotated = torch.empty_like(x)
@@ -190,15 +207,8 @@ def alibi_bias(num_heads: int, q_len: int, k_len: int) -> Tensor:
     Returns a float32 tensor of shape (num_heads, q_len, k_len); pass it as the
     ``bias`` of `companion.attention.scaled_dot_product_attention`.
     """
-    _check_positive_int(q_len, "q_len")
-    _check_positive_int(k_len, "k_len")
-    if q_len > k_len:
-        raise ValueError(f"q_len={q_len} cannot exceed k_len={k_len}")
     slopes = alibi_slopes(num_heads)
-    query_position = torch.arange(k_len - q_len, k_len, dtype=torch.float64)
-    distance = (
-        query_position[:, None] - torch.arange(k_len, dtype=torch.float64)
-    ).abs()
+    distance = _relative_positions(q_len, k_len).abs().to(torch.float64)
     return (0.0 - slopes[:, None, None] * distance).to(torch.float32)  # no -0.0
 
 
@@ -222,6 +232,7 @@ def t5_relative_position_bucket(
     if (
         not isinstance(relative_position, Tensor)
         or relative_position.is_floating_point()
+        or relative_position.dtype == torch.bool
     ):
         raise ValueError("relative_position must be an integer tensor")
     _check_positive_int(num_buckets, "num_buckets")
@@ -250,7 +261,9 @@ def t5_relative_position_bucket(
 
 class RelativePositionBias(nn.Module):
     """T5's relative attention bias: one learned scalar per (bucket, head), added to
-    the attention logits (Raffel et al., 2020; Part 4, chapter 3)."""
+    the attention logits (Raffel et al., 2020; Part 4, chapter 3). T5 shares one
+    such table across all layers of a stack; its decoder uses the unidirectional
+    buckets (``bidirectional=False``)."""
 
     def __init__(
         self,
@@ -269,10 +282,9 @@ class RelativePositionBias(nn.Module):
         self.bias = nn.Embedding(num_buckets, num_heads)
 
     def forward(self, q_len: int, k_len: int) -> Tensor:
-        """The bias, of shape (num_heads, q_len, k_len)."""
-        _check_positive_int(q_len, "q_len")
-        _check_positive_int(k_len, "k_len")
-        relative = torch.arange(k_len)[None, :] - torch.arange(q_len)[:, None]
+        """The bias, of shape (num_heads, q_len, k_len); the queries are the last
+        ``q_len`` of the ``k_len`` positions."""
+        relative = _relative_positions(q_len, k_len)
         buckets = t5_relative_position_bucket(
             relative.to(self.bias.weight.device),
             self.bidirectional,
@@ -297,10 +309,9 @@ class ShawRelativeEmbedding(nn.Module):
         self.embedding = nn.Embedding(2 * max_distance + 1, dim)
 
     def forward(self, q_len: int, k_len: int) -> Tensor:
-        """The embeddings ``a_ij``, of shape (q_len, k_len, dim)."""
-        _check_positive_int(q_len, "q_len")
-        _check_positive_int(k_len, "k_len")
-        relative = torch.arange(k_len)[None, :] - torch.arange(q_len)[:, None]
+        """The embeddings ``a_ij``, of shape (q_len, k_len, dim); the queries are
+        the last ``q_len`` of the ``k_len`` positions."""
+        relative = _relative_positions(q_len, k_len)
         clipped = relative.clamp(-self.max_distance, self.max_distance)
         return self.embedding(
             clipped.to(self.embedding.weight.device) + self.max_distance

@@ -216,6 +216,15 @@ def test_relative_position_bias_module():
     assert torch.equal(bias[:, 2, 5], module.bias.weight[bucket])
 
 
+def test_relative_modules_place_queries_at_the_end_when_decoding():
+    torch.manual_seed(0)
+    bias = RelativePositionBias(2, bidirectional=False)
+    assert torch.equal(bias(1, 5)[:, 0], bias(5, 5)[:, 4])
+    shaw = ShawRelativeEmbedding(3, 4)
+    assert torch.equal(shaw(1, 5)[0], shaw(5, 5)[4])
+    assert torch.equal(alibi_bias(2, 1, 5)[:, 0], alibi_bias(2, 5, 5)[:, 4])
+
+
 def test_shaw_relative_embedding_and_scores():
     torch.manual_seed(0)
     module = ShawRelativeEmbedding(max_distance=2, dim=4)
@@ -257,6 +266,17 @@ def test_shaw_relative_embedding_and_scores():
         (lambda: alibi_slopes(0), "num_heads must be a positive integer"),
         (lambda: alibi_bias(2, 5, 3), "q_len=5 cannot exceed k_len=3"),
         (lambda: t5_relative_position_bucket(torch.tensor([1.5])), "integer tensor"),
+        (lambda: t5_relative_position_bucket(torch.tensor([True])), "integer tensor"),
+        (
+            lambda: apply_rope(torch.ones(2, 4), torch.tensor([True, False])),
+            "not booleans",
+        ),
+        (lambda: apply_rope(torch.ones(2, 4), torch.tensor([0.0, math.nan])), "finite"),
+        (
+            lambda: LearnedPositionalEmbedding(4, 2)(torch.tensor([True])),
+            "integer tensor",
+        ),
+        (lambda: RelativePositionBias(2)(4, 3), "q_len=4 cannot exceed k_len=3"),
         (
             lambda: t5_relative_position_bucket(
                 torch.tensor([1]), num_buckets=4, max_distance=1
