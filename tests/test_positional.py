@@ -212,7 +212,8 @@ def test_relative_position_bias_module():
     module = RelativePositionBias(num_heads=3)
     bias = module(4, 6)
     assert bias.shape == (3, 4, 6)
-    bucket = t5_relative_position_bucket(torch.tensor(6 - 1 - 2))  # key 5, query 2
+    # 4 queries at the last positions 2..5: query 2 is position 4; key 5 is at +1.
+    bucket = t5_relative_position_bucket(torch.tensor(5 - 4))
     assert torch.equal(bias[:, 2, 5], module.bias.weight[bucket])
 
 
@@ -232,7 +233,9 @@ def test_shaw_relative_embedding_and_scores():
     assert table.shape == (3, 6, 4)
     assert torch.equal(table[0, 5], module.embedding.weight[2 + 2])  # clipped to +2
     assert torch.equal(table[2, 0], module.embedding.weight[-2 + 2])  # clipped to -2
-    assert torch.equal(table[1, 2], module.embedding.weight[1 + 2])
+    # 3 queries at positions 3..5: query 1 is position 4, key 2 is at -2.
+    assert torch.equal(table[1, 2], module.embedding.weight[-2 + 2])
+    assert torch.equal(table[0, 4], module.embedding.weight[1 + 2])
     q, k = torch.randn(2, 3, 4), torch.randn(2, 6, 4)
     scores = relative_scores(q, k, table)
     by_hand = torch.stack(
