@@ -427,3 +427,63 @@ class MultiHeadAttention(nn.Module):
         batch, _, q_len, _ = out.shape
         out = out.transpose(1, 2).reshape(batch, q_len, self.d_model)
         return self.out_proj(out), weights
+
+
+def chunked_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    chunk_size: int = 1024,
+    mask: Tensor | None = None,
+    scale: float | None = None,
+) -> Tensor:
+    """Scaled dot-product attention computed block by block with the online softmax.
+
+    Queries and keys are processed in blocks of ``chunk_size``; for each query
+    block, a running maximum ``m``, a running normaliser and a running output
+    are rescaled by ``exp(m_old - m_new)`` whenever a key block raises the maximum
+    (Milakov & Gimelshein, 2018; Rabe & Staats, 2021; the idea behind
+    FlashAttention, Dao et al., 2022). The result equals
+    `scaled_dot_product_attention`'s output, but only ``chunk_size^2`` scores exist
+    at a time instead of ``q_len * k_len`` (Part 5, chapter 4). Fully masked rows
+    give zeros.
+
+    Shapes: as `scaled_dot_product_attention`; returns the output only,
+    (..., q_len, d_v).
+    """
+    check_qkv(q, k, v)
+    if isinstance(chunk_size, bool) or not (
+        isinstance(chunk_size, int) and chunk_size > 0
+    ):
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    scale = _resolve_scale(scale, q.shape[-1])
+    lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    q_len, k_len = q.shape[-2], k.shape[-2]
+    if mask is not None:
+        check_mask(mask, (*lead, q_len, k_len))
+        mask = torch.broadcast_to(mask, (*lead, q_len, k_len))  # a view, no copy
+    outputs = []
+    for q_start in range(0, q_len, chunk_size):
+        q_block = q[..., q_start : q_start + chunk_size, :]
+        rows = q_block.shape[-2]
+        m = torch.full((*lead, rows, 1), -math.inf, dtype=q.dtype, device=q.device)
+        total = torch.zeros((*lead, rows, 1), dtype=q.dtype, device=q.device)
+        acc = torch.zeros((*lead, rows, v.shape[-1]), dtype=q.dtype, device=q.device)
+        for k_start in range(0, k_len, chunk_size):
+            k_block = k[..., k_start : k_start + chunk_size, :]
+            v_block = v[..., k_start : k_start + chunk_size, :]
+            scores = (q_block @ k_block.transpose(-2, -1)) * scale
+            if mask is not None:
+                block = mask[
+                    ..., q_start : q_start + rows, k_start : k_start + chunk_size
+                ]
+                scores = scores.masked_fill(~block, -math.inf)
+            m_new = torch.maximum(m, scores.amax(dim=-1, keepdim=True))
+            safe = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)
+            p = torch.exp(scores - safe)  # masked scores: exp(-inf) = 0
+            correction = torch.exp(m - safe)  # exp(-inf) = 0 on the first block
+            total = total * correction + p.sum(dim=-1, keepdim=True)
+            acc = acc * correction + p @ v_block
+            m = m_new
+        outputs.append(acc / torch.where(total == 0, torch.ones_like(total), total))
+    return torch.cat(outputs, dim=-2)

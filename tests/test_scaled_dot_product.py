@@ -9,10 +9,12 @@ from hypothesis import strategies as st
 from companion.attention import (
     attention_backward,
     causal_mask,
+    chunked_attention,
     masked_softmax,
     padding_mask,
     scaled_dot_product_attention,
 )
+from companion.measure import peak_memory
 
 
 def qkv(seed, lead=(2, 3), q_len=4, k_len=6, d_k=5, d_v=3):
@@ -286,3 +288,35 @@ def test_masked_softmax():
     nothing = masked_softmax(scores, torch.zeros(3, dtype=torch.bool))
     assert torch.equal(nothing, torch.zeros(2, 3, dtype=torch.float64))
     assert torch.allclose(masked_softmax(scores), torch.softmax(scores, -1))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    q_len=st.integers(1, 20),
+    k_len=st.integers(1, 20),
+    chunk=st.integers(1, 25),
+    use_mask=st.booleans(),
+)
+def test_chunked_attention_equals_naive(seed, q_len, k_len, chunk, use_mask):
+    q, k, v = qkv(seed, (2,), q_len, k_len, 4, 3)
+    mask = None
+    if use_mask:
+        g = torch.Generator().manual_seed(seed)
+        mask = torch.rand(2, q_len, k_len, generator=g) < 0.5  # may leave rows empty
+    expected, _ = scaled_dot_product_attention(q, k, v, mask=mask)
+    assert torch.allclose(
+        chunked_attention(q, k, v, chunk, mask=mask), expected, atol=1e-12
+    )
+
+
+def test_chunked_attention_uses_far_less_memory():
+    x = torch.randn(1, 2048, 32)
+    naive = peak_memory(lambda: scaled_dot_product_attention(x, x, x))
+    chunked = peak_memory(lambda: chunked_attention(x, x, x, chunk_size=256))
+    assert chunked < naive / 10
+
+
+def test_chunked_attention_bad_chunk():
+    with pytest.raises(ValueError, match="chunk_size must be a positive integer"):
+        chunked_attention(*qkv(0), chunk_size=0)
