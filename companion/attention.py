@@ -19,6 +19,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from companion.positional import apply_rope
 from companion.softmax import softmax
 from companion.validation import (
     check_broadcasts,
@@ -387,7 +388,13 @@ class MultiHeadAttention(nn.Module):
         return x.view(batch, seq, heads, self.head_dim).transpose(1, 2)
 
     def forward(
-        self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None
+        self,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        mask: Tensor | None = None,
+        bias: Tensor | None = None,
+        rope: bool = False,
     ) -> tuple[Tensor, Tensor]:
         """Return ``(output, weights)``.
 
@@ -395,8 +402,12 @@ class MultiHeadAttention(nn.Module):
         k_len, d_model); ``mask`` boolean, True = may attend, of shape (q_len,
         k_len) or broadcastable 4-D (batch, num_heads, q_len, k_len), e.g. a
         `padding_mask`. (A 3-D mask is refused: broadcasting would read its first
-        axis as heads, not batch.) Result: output (batch, q_len, d_model),
-        weights (batch, num_heads, q_len, k_len).
+        axis as heads, not batch.) ``bias`` is added to the scores (ALiBi, T5;
+        broadcastable to (batch, num_heads, q_len, k_len)). With ``rope`` the
+        queries and keys of every head are rotated (`apply_rope`), the queries
+        taken to be the last ``q_len`` of the ``k_len`` positions (Part 5,
+        chapter 1). Result: output (batch, q_len, d_model), weights (batch,
+        num_heads, q_len, k_len).
         """
         for name, t in (("query", query), ("key", key), ("value", value)):
             check_float_tensor(t, name)
@@ -423,7 +434,11 @@ class MultiHeadAttention(nn.Module):
         if group > 1:  # each key/value head serves `group` consecutive query heads
             k = k.repeat_interleave(group, dim=1)
             v = v.repeat_interleave(group, dim=1)
-        out, weights = scaled_dot_product_attention(q, k, v, mask=mask)
+        if rope:
+            k_len, q_len = k.shape[-2], q.shape[-2]
+            q = apply_rope(q, torch.arange(k_len - q_len, k_len, device=q.device))
+            k = apply_rope(k)
+        out, weights = scaled_dot_product_attention(q, k, v, mask=mask, bias=bias)
         batch, _, q_len, _ = out.shape
         out = out.transpose(1, 2).reshape(batch, q_len, self.d_model)
         return self.out_proj(out), weights

@@ -1,0 +1,180 @@
+"""Small Transformers assembled from the course's parts (Part 5 onwards).
+
+`TransformerBlock` is a pre-norm encoder (or, with ``causal``, decoder-only)
+block; `TransformerEncoder` adds token embeddings and a positional scheme chosen
+by one argument; `TransformerClassifier` and `TransformerLanguageModel` put a
+head on top.
+"""
+
+import math
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from companion.attention import MultiHeadAttention, causal_mask
+from companion.positional import (
+    LearnedPositionalEmbedding,
+    RelativePositionBias,
+    alibi_bias,
+    sinusoidal_encoding,
+)
+
+#: Where position enters: nowhere, the input (sinusoidal, learned), the attention
+#: logits (alibi, t5) or the queries and keys (rope).
+POSITIONS = ("none", "sinusoidal", "learned", "rope", "alibi", "t5")
+
+
+def _check_position(position: str) -> None:
+    if position not in POSITIONS:
+        raise ValueError(f"position must be one of {POSITIONS}, got {position!r}")
+
+
+class TransformerBlock(nn.Module):
+    """A pre-norm Transformer block: ``x + Attention(LN(x))``, then ``x + FFN(LN(x))``.
+
+    The sublayers are those of Vaswani et al. (2017, section 3): multi-head
+    self-attention and a position-wise feed-forward network
+    ``W_2 relu(W_1 x + b_1) + b_2``, each with a residual connection; the layer
+    normalisation comes first ("pre-norm", as ``nn.TransformerEncoderLayer`` with
+    ``norm_first=True``). The block handles the positional schemes that act
+    inside attention: ``rope`` rotates queries and keys, ``alibi`` and ``t5`` add
+    a bias to the logits (here each block has its own T5 table; T5 shares one
+    across layers). ``sinusoidal`` and ``learned`` act on the input, in
+    `TransformerEncoder` (Part 5, chapter 1).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        d_ff: int,
+        position: str = "none",
+        causal: bool = False,
+    ):
+        super().__init__()
+        _check_position(position)
+        self.position, self.causal = position, causal
+        self.norm1 = nn.LayerNorm(d_model)
+        self.attention = MultiHeadAttention(d_model, num_heads)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.linear1 = nn.Linear(d_model, d_ff)
+        self.linear2 = nn.Linear(d_ff, d_model)
+        self.t5_bias = (
+            RelativePositionBias(num_heads, bidirectional=not causal)
+            if position == "t5"
+            else None
+        )
+
+    def position_bias(self, seq: int) -> Tensor | None:
+        """This block's additive logit bias, (heads, seq, seq), or None."""
+        if self.position == "alibi":
+            return alibi_bias(self.attention.num_heads, seq, seq)
+        if self.position == "t5":
+            return self.t5_bias(seq, seq)
+        return None
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Return ``(output, attention weights)`` for ``x`` of shape (batch, seq,
+        d_model); ``mask`` (True = may attend) is combined with the causal mask."""
+        seq = x.shape[1]
+        if self.causal:
+            causal = causal_mask(seq).to(x.device)
+            mask = causal if mask is None else mask & causal
+        bias = self.position_bias(seq)
+        h = self.norm1(x)
+        attended, weights = self.attention(
+            h,
+            h,
+            h,
+            mask=mask,
+            bias=None if bias is None else bias.to(x.dtype),
+            rope=self.position == "rope",
+        )
+        x = x + attended
+        x = x + self.linear2(F.relu(self.linear1(self.norm2(x))))
+        return x, weights
+
+
+class TransformerEncoder(nn.Module):
+    """Token embeddings (scaled by ``sqrt(d_model)``, Vaswani et al., section 3.4),
+    the positional scheme ``position``, a stack of `TransformerBlock` and a final
+    layer normalisation (Part 5)."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        d_model: int = 64,
+        num_heads: int = 4,
+        num_layers: int = 2,
+        d_ff: int = 128,
+        position: str = "sinusoidal",
+        max_len: int = 512,
+        causal: bool = False,
+    ):
+        super().__init__()
+        _check_position(position)
+        self.position, self.d_model = position, d_model
+        self.embedding = nn.Embedding(vocab_size, d_model)
+        self.learned = (
+            LearnedPositionalEmbedding(max_len, d_model)
+            if position == "learned"
+            else None
+        )
+        self.blocks = nn.ModuleList(
+            TransformerBlock(d_model, num_heads, d_ff, position, causal)
+            for _ in range(num_layers)
+        )
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(
+        self, tokens: Tensor, mask: Tensor | None = None
+    ) -> tuple[Tensor, list[Tensor]]:
+        """Return ``(hidden states, attention weights of every layer)`` for integer
+        ``tokens`` of shape (batch, seq)."""
+        if (
+            not isinstance(tokens, Tensor)
+            or tokens.dim() != 2
+            or tokens.is_floating_point()
+        ):
+            raise ValueError("tokens must be an integer tensor of shape (batch, seq)")
+        x = self.embedding(tokens) * math.sqrt(self.d_model)
+        seq = tokens.shape[1]
+        if self.position == "sinusoidal":
+            x = x + sinusoidal_encoding(seq, self.d_model).to(x.device, x.dtype)
+        elif self.position == "learned":
+            x = x + self.learned(seq)
+        weights = []
+        for block in self.blocks:
+            x, w = block(x, mask)
+            weights.append(w)
+        return self.norm(x), weights
+
+
+class TransformerClassifier(nn.Module):
+    """A `TransformerEncoder` whose token states are averaged and mapped to class
+    logits (Part 5, chapter 2; Part 6)."""
+
+    def __init__(self, vocab_size: int, num_classes: int, **encoder_options):
+        super().__init__()
+        self.encoder = TransformerEncoder(vocab_size, **encoder_options)
+        self.head = nn.Linear(self.encoder.d_model, num_classes)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """Class logits of shape (batch, num_classes)."""
+        hidden, _ = self.encoder(tokens)
+        return self.head(hidden.mean(dim=1))
+
+
+class TransformerLanguageModel(nn.Module):
+    """A causal `TransformerEncoder` with a linear head predicting the next token at
+    every position (Part 5, chapter 3)."""
+
+    def __init__(self, vocab_size: int, **encoder_options):
+        super().__init__()
+        self.encoder = TransformerEncoder(vocab_size, causal=True, **encoder_options)
+        self.head = nn.Linear(self.encoder.d_model, vocab_size)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """Next-token logits of shape (batch, seq, vocab_size)."""
+        hidden, _ = self.encoder(tokens)
+        return self.head(hidden)
