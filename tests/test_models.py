@@ -62,16 +62,22 @@ def test_language_model_is_causal(position):
 
 
 @pytest.mark.parametrize("position", POSITIONS)
-def test_only_no_position_is_order_blind(position):
+def test_only_no_position_is_permutation_equivariant(position):
     torch.manual_seed(0)
-    model = TransformerClassifier(
-        11, 3, d_model=16, num_heads=2, num_layers=2, d_ff=32, position=position
+    encoder = TransformerEncoder(
+        11, d_model=16, num_heads=2, num_layers=2, d_ff=32, position=position
     )
     tokens = torch.randint(0, 11, (4, 8))
-    reversed_tokens = tokens.flip(1)
+    perm = torch.tensor([3, 0, 6, 1, 7, 2, 5, 4])
     with torch.no_grad():
-        same = torch.allclose(model(tokens), model(reversed_tokens), atol=1e-6)
-    assert same == (position == "none")
+        hidden, _ = encoder(tokens)
+        permuted, _ = encoder(tokens[:, perm])
+        reversed_hidden, _ = encoder(tokens.flip(1))
+    equivariant = torch.allclose(permuted, hidden[:, perm], atol=1e-5)
+    assert equivariant == (position == "none")
+    # A symmetric bias -m|i - j| cannot tell a sequence from its reverse.
+    reversal_equivariant = torch.allclose(reversed_hidden, hidden.flip(1), atol=1e-5)
+    assert reversal_equivariant == (position in ("none", "alibi"))
 
 
 def test_encoder_returns_weights_per_layer():
