@@ -395,6 +395,7 @@ class MultiHeadAttention(nn.Module):
         mask: Tensor | None = None,
         bias: Tensor | None = None,
         rope: bool = False,
+        rope_scale: float = 1.0,
     ) -> tuple[Tensor, Tensor]:
         """Return ``(output, weights)``.
 
@@ -406,7 +407,9 @@ class MultiHeadAttention(nn.Module):
         broadcastable to (batch, num_heads, q_len, k_len)). With ``rope`` the
         queries and keys of every head are rotated (`apply_rope`), the queries
         taken to be the last ``q_len`` of the ``k_len`` positions (Part 5,
-        chapter 1). Result: output (batch, q_len, d_model), weights (batch,
+        chapter 1), every position multiplied by ``rope_scale`` (position
+        interpolation, Chen et al., 2023, uses train length / test length; Part 5,
+        chapter 3). Result: output (batch, q_len, d_model), weights (batch,
         num_heads, q_len, k_len).
         """
         for name, t in (("query", query), ("key", key), ("value", value)):
@@ -435,9 +438,12 @@ class MultiHeadAttention(nn.Module):
             k = k.repeat_interleave(group, dim=1)
             v = v.repeat_interleave(group, dim=1)
         if rope:
+            if not (isinstance(rope_scale, int | float) and rope_scale > 0):
+                raise ValueError(f"rope_scale must be positive, got {rope_scale!r}")
             k_len, q_len = k.shape[-2], q.shape[-2]
-            q = apply_rope(q, torch.arange(k_len - q_len, k_len, device=q.device))
-            k = apply_rope(k)
+            positions = torch.arange(k_len, device=q.device) * rope_scale
+            q = apply_rope(q, positions[k_len - q_len :])
+            k = apply_rope(k, positions)
         out, weights = scaled_dot_product_attention(q, k, v, mask=mask, bias=bias)
         batch, _, q_len, _ = out.shape
         out = out.transpose(1, 2).reshape(batch, q_len, self.d_model)

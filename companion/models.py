@@ -40,7 +40,9 @@ class TransformerBlock(nn.Module):
     inside attention: ``rope`` rotates queries and keys, ``alibi`` and ``t5`` add
     a bias to the logits (here each block has its own T5 table; T5 shares one
     across layers). ``sinusoidal`` and ``learned`` act on the input, in
-    `TransformerEncoder` (Part 5, chapter 1).
+    `TransformerEncoder` (Part 5, chapter 1). The attribute ``rope_scale``
+    (default 1) multiplies RoPE's positions: position interpolation (Part 5,
+    chapter 3).
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class TransformerBlock(nn.Module):
         super().__init__()
         _check_position(position)
         self.position, self.causal = position, causal
+        self.rope_scale = 1.0
         self.norm1 = nn.LayerNorm(d_model)
         self.attention = MultiHeadAttention(d_model, num_heads)
         self.norm2 = nn.LayerNorm(d_model)
@@ -89,6 +92,7 @@ class TransformerBlock(nn.Module):
             mask=mask,
             bias=None if bias is None else bias.to(x.dtype),
             rope=self.position == "rope",
+            rope_scale=self.rope_scale,
         )
         x = x + attended
         x = x + self.linear2(F.relu(self.linear1(self.norm2(x))))

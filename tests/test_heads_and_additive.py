@@ -10,6 +10,7 @@ from companion.attention import (
     causal_mask,
     padding_mask,
 )
+from companion.positional import apply_rope
 
 
 def randn(seed, *shape):
@@ -86,6 +87,25 @@ def test_grouped_query_attention_equals_torch_sdpa(num_kv_heads):
     expected = mha.out_proj(heads.transpose(1, 2).reshape(3, 5, 16))
     assert torch.allclose(out, expected, atol=1e-12)
     assert weights.shape == (3, 4, 5, 5)
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.25])
+def test_rope_rotates_queries_and_keys_at_scaled_positions(scale):
+    """Queries sit at the last q_len of the k_len positions; positions * scale."""
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(8, 2).double()
+    query, key = randn(1, 2, 3, 8), randn(2, 2, 5, 8)
+    out, _ = mha(query, key, key, rope=True, rope_scale=scale)
+
+    def heads(x):
+        return x.view(2, -1, 2, 4).transpose(1, 2)
+
+    positions = torch.arange(5, dtype=torch.float64) * scale
+    q = apply_rope(heads(mha.q_proj(query)), positions[2:])
+    k = apply_rope(heads(mha.k_proj(key)), positions)
+    expected = F.scaled_dot_product_attention(q, k, heads(mha.v_proj(key)))
+    expected = mha.out_proj(expected.transpose(1, 2).reshape(2, 3, 8))
+    assert torch.allclose(out, expected, atol=1e-12)
 
 
 def test_key_value_projection_sizes():
@@ -180,6 +200,8 @@ def test_bad_forward_input():
         mha(x, x, torch.ones(2, 4, 8))
     with pytest.raises(ValueError, match=r"mask of shape \(4, 4\) does not broadcast"):
         mha(x, x, x, mask=causal_mask(4))
+    with pytest.raises(ValueError, match="rope_scale must be positive"):
+        mha(x, x, x, rope=True, rope_scale=0)
     additive = AdditiveAttention(3, 5, 4)
     with pytest.raises(ValueError, match=r"keys must have shape \(\.\.\., seq, 5\)"):
         additive(torch.ones(2, 3), torch.ones(4, 3), torch.ones(4, 2))
