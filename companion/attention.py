@@ -26,6 +26,8 @@ from companion.validation import (
     check_float_tensor,
     check_mask,
     check_ndim,
+    check_positive_int,
+    check_positive_number,
     check_qkv,
     check_same_dtype,
 )
@@ -190,8 +192,7 @@ def _resolve_scale(scale: float | None, d_k: int) -> float:
     """``1 / sqrt(d_k)`` by default; otherwise a positive finite number."""
     if scale is None:
         return 1.0 / math.sqrt(d_k)
-    if not (isinstance(scale, (int, float)) and 0 < scale < math.inf):
-        raise ValueError(f"scale must be a positive finite number, got {scale!r}")
+    check_positive_number(scale, "scale")
     return float(scale)
 
 
@@ -296,8 +297,7 @@ class AdditiveAttention(nn.Module):
             ("key_dim", key_dim),
             ("hidden_dim", hidden_dim),
         ):
-            if not (isinstance(value, int) and value > 0):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_positive_int(value, name)
         self.w_q = nn.Linear(query_dim, hidden_dim, bias=False)
         self.w_k = nn.Linear(key_dim, hidden_dim, bias=False)
         self.v = nn.Linear(hidden_dim, 1, bias=False)
@@ -360,8 +360,7 @@ class MultiHeadAttention(nn.Module):
             ("num_heads", num_heads),
             ("num_kv_heads", num_kv_heads),
         ):
-            if not (isinstance(value, int) and value > 0):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_positive_int(value, name)
         if d_model % num_heads:
             raise ValueError(
                 f"d_model={d_model} is not divisible by num_heads={num_heads}"
@@ -438,9 +437,13 @@ class MultiHeadAttention(nn.Module):
             k = k.repeat_interleave(group, dim=1)
             v = v.repeat_interleave(group, dim=1)
         if rope:
-            if not (isinstance(rope_scale, int | float) and rope_scale > 0):
-                raise ValueError(f"rope_scale must be positive, got {rope_scale!r}")
+            check_positive_number(rope_scale, "rope_scale")
             k_len, q_len = k.shape[-2], q.shape[-2]
+            if q_len > k_len:
+                raise ValueError(
+                    f"with rope, the {q_len} queries must be the last of the "
+                    f"{k_len} key positions; got more queries than keys"
+                )
             positions = torch.arange(k_len, device=q.device) * rope_scale
             q = apply_rope(q, positions[k_len - q_len :])
             k = apply_rope(k, positions)
@@ -465,25 +468,30 @@ def chunked_attention(
     are rescaled by ``exp(m_old - m_new)`` whenever a key block raises the maximum
     (Milakov & Gimelshein, 2018; Rabe & Staats, 2021; the idea behind
     FlashAttention, Dao et al., 2022). The result equals
-    `scaled_dot_product_attention`'s output, but only ``chunk_size^2`` scores exist
-    at a time instead of ``q_len * k_len`` (Part 5, chapter 4). Fully masked rows
-    give zeros.
+    `scaled_dot_product_attention`'s output up to rounding, but only a few
+    ``chunk_size x chunk_size`` blocks of scores exist at a time (per batch
+    element and head) instead of ``q_len x k_len`` (Part 5, chapter 4). Fully
+    masked rows give zeros.
+
+    The saving is for the forward pass. Under autograd every block's weights are
+    kept for the backward pass; training with little memory needs the backward
+    pass to recompute them (FlashAttention) or checkpointing (Rabe & Staats).
 
     Shapes: as `scaled_dot_product_attention`; returns the output only,
     (..., q_len, d_v).
     """
     check_qkv(q, k, v)
-    if isinstance(chunk_size, bool) or not (
-        isinstance(chunk_size, int) and chunk_size > 0
-    ):
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    scale = _resolve_scale(scale, q.shape[-1])
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
+    check_positive_int(chunk_size, "chunk_size")
+    q = q * _resolve_scale(scale, q.shape[-1])  # scale once, not every block
     lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     q_len, k_len = q.shape[-2], k.shape[-2]
     if mask is not None:
         check_mask(mask, (*lead, q_len, k_len))
         mask = torch.broadcast_to(mask, (*lead, q_len, k_len))  # a view, no copy
-    outputs = []
+    output = torch.empty((*lead, q_len, v.shape[-1]), dtype=q.dtype, device=q.device)
     for q_start in range(0, q_len, chunk_size):
         q_block = q[..., q_start : q_start + chunk_size, :]
         rows = q_block.shape[-2]
@@ -493,18 +501,20 @@ def chunked_attention(
         for k_start in range(0, k_len, chunk_size):
             k_block = k[..., k_start : k_start + chunk_size, :]
             v_block = v[..., k_start : k_start + chunk_size, :]
-            scores = (q_block @ k_block.transpose(-2, -1)) * scale
+            scores = q_block @ k_block.transpose(-2, -1)
             if mask is not None:
                 block = mask[
                     ..., q_start : q_start + rows, k_start : k_start + chunk_size
                 ]
                 scores = scores.masked_fill(~block, -math.inf)
             m_new = torch.maximum(m, scores.amax(dim=-1, keepdim=True))
+            # a row masked so far has m_new = -inf; use 0 there to avoid -inf - -inf
             safe = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)
             p = torch.exp(scores - safe)  # masked scores: exp(-inf) = 0
             correction = torch.exp(m - safe)  # exp(-inf) = 0 on the first block
             total = total * correction + p.sum(dim=-1, keepdim=True)
             acc = acc * correction + p @ v_block
             m = m_new
-        outputs.append(acc / torch.where(total == 0, torch.ones_like(total), total))
-    return torch.cat(outputs, dim=-2)
+        normaliser = torch.where(total == 0, torch.ones_like(total), total)
+        output[..., q_start : q_start + rows, :] = acc / normaliser
+    return output

@@ -42,15 +42,17 @@ def peak_memory(function: Callable[[], object]) -> int:
     """Peak bytes of CPU memory that PyTorch allocates while ``function()`` runs,
     above what was allocated before.
 
-    Measured with PyTorch's profiler: the net memory change of every operator,
-    replayed in time order. Buffers that an operator allocates and frees
-    internally are not seen, so this is a lower bound; it is exact for what the
-    operators hand to each other. Tensors that ``function`` returns count.
+    Measured with PyTorch's profiler, which records every allocation and every
+    free made through PyTorch's allocator, including those inside composite
+    operators and fused kernels; the records are replayed in time order.
+    Tensors that ``function`` returns count. Memory allocated outside PyTorch
+    (by NumPy, say) is not seen.
     """
     with _quiet_stderr(), torch.autograd.profiler.profile(profile_memory=True) as prof:
         function()
+    records = [e for e in prof.kineto_results.events() if e.name() == "[memory]"]
     current = peak = 0
-    for event in sorted(prof.function_events, key=lambda e: e.time_range.start):
-        current += event.self_cpu_memory_usage
+    for record in sorted(records, key=lambda e: e.start_ns()):
+        current += record.nbytes()  # positive for an allocation, negative for a free
         peak = max(peak, current)
     return peak

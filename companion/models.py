@@ -8,6 +8,7 @@ head on top.
 
 import math
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -18,6 +19,7 @@ from companion.positional import (
     alibi_bias,
     sinusoidal_encoding,
 )
+from companion.validation import check_float_tensor, check_mask, check_positive_int
 
 #: Where position enters: nowhere, the input (sinusoidal, learned), the attention
 #: logits (alibi, t5) or the queries and keys (rope).
@@ -55,6 +57,7 @@ class TransformerBlock(nn.Module):
     ):
         super().__init__()
         _check_position(position)
+        check_positive_int(d_ff, "d_ff")
         self.position, self.causal = position, causal
         self.rope_scale = 1.0
         self.norm1 = nn.LayerNorm(d_model)
@@ -79,7 +82,15 @@ class TransformerBlock(nn.Module):
     def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Return ``(output, attention weights)`` for ``x`` of shape (batch, seq,
         d_model); ``mask`` (True = may attend) is combined with the causal mask."""
+        check_float_tensor(x, "x")
+        if x.dim() != 3 or x.shape[-1] != self.norm1.normalized_shape[0]:
+            raise ValueError(
+                f"x must have shape (batch, seq, {self.norm1.normalized_shape[0]}), "
+                f"got {tuple(x.shape)}"
+            )
         seq = x.shape[1]
+        if mask is not None:
+            check_mask(mask, (x.shape[0], self.attention.num_heads, seq, seq))
         if self.causal:
             causal = causal_mask(seq).to(x.device)
             mask = causal if mask is None else mask & causal
@@ -90,7 +101,7 @@ class TransformerBlock(nn.Module):
             h,
             h,
             mask=mask,
-            bias=None if bias is None else bias.to(x.dtype),
+            bias=None if bias is None else bias.to(device=x.device, dtype=x.dtype),
             rope=self.position == "rope",
             rope_scale=self.rope_scale,
         )
@@ -102,7 +113,9 @@ class TransformerBlock(nn.Module):
 class TransformerEncoder(nn.Module):
     """Token embeddings (scaled by ``sqrt(d_model)``, Vaswani et al., section 3.4),
     the positional scheme ``position``, a stack of `TransformerBlock` and a final
-    layer normalisation (Part 5)."""
+    layer normalisation, which a pre-norm stack needs because its residual stream
+    is never normalised otherwise (Part 5). ``max_len`` is the size of the learned
+    position table (``position="learned"`` only)."""
 
     def __init__(
         self,
@@ -117,8 +130,17 @@ class TransformerEncoder(nn.Module):
     ):
         super().__init__()
         _check_position(position)
-        self.position, self.d_model = position, d_model
+        for name, value in (
+            ("vocab_size", vocab_size),
+            ("num_layers", num_layers),
+            ("max_len", max_len),
+        ):
+            check_positive_int(value, name)
+        self.vocab_size, self.position, self.d_model = vocab_size, position, d_model
         self.embedding = nn.Embedding(vocab_size, d_model)
+        # standard deviation d^-1/2, so that after the sqrt(d) scaling the entries
+        # have unit variance, like the sinusoids' (as in fairseq's Transformer)
+        nn.init.normal_(self.embedding.weight, std=d_model**-0.5)
         self.learned = (
             LearnedPositionalEmbedding(max_len, d_model)
             if position == "learned"
@@ -139,8 +161,17 @@ class TransformerEncoder(nn.Module):
             not isinstance(tokens, Tensor)
             or tokens.dim() != 2
             or tokens.is_floating_point()
+            or tokens.dtype == torch.bool
+            or tokens.shape[1] == 0
         ):
-            raise ValueError("tokens must be an integer tensor of shape (batch, seq)")
+            raise ValueError(
+                "tokens must be an integer tensor of shape (batch, seq) with seq >= 1"
+            )
+        if tokens.min() < 0 or tokens.max() >= self.vocab_size:
+            raise ValueError(
+                f"tokens must lie in [0, {self.vocab_size}), got values from "
+                f"{int(tokens.min())} to {int(tokens.max())}"
+            )
         x = self.embedding(tokens) * math.sqrt(self.d_model)
         seq = tokens.shape[1]
         if self.position == "sinusoidal":
@@ -160,6 +191,7 @@ class TransformerClassifier(nn.Module):
 
     def __init__(self, vocab_size: int, num_classes: int, **encoder_options):
         super().__init__()
+        check_positive_int(num_classes, "num_classes")
         self.encoder = TransformerEncoder(vocab_size, **encoder_options)
         self.head = nn.Linear(self.encoder.d_model, num_classes)
 
@@ -175,6 +207,8 @@ class TransformerLanguageModel(nn.Module):
 
     def __init__(self, vocab_size: int, **encoder_options):
         super().__init__()
+        if "causal" in encoder_options:
+            raise ValueError("a language model is always causal; do not pass causal")
         self.encoder = TransformerEncoder(vocab_size, causal=True, **encoder_options)
         self.head = nn.Linear(self.encoder.d_model, vocab_size)
 

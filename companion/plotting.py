@@ -37,12 +37,15 @@ def plot_heatmap(
     cmap: str = "viridis",
     colorbar: bool = True,
     extent: tuple[float, float, float, float] | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
 ) -> Axes:
     """Draw a 2-D matrix (e.g. attention weights, rows = queries) as a heatmap.
 
     ``extent`` = (left, right, bottom, top) labels the axes with data
     coordinates instead of indices; row 0 is drawn at the top unless ``extent``
-    puts it elsewhere. Returns the axes it drew on.
+    puts it elsewhere. ``vmin`` and ``vmax`` fix the colour scale (to compare
+    several heatmaps); by default it spans the matrix. Returns the axes it drew on.
     """
     if not isinstance(matrix, Tensor) or matrix.dim() != 2:
         shape = (
@@ -57,6 +60,8 @@ def plot_heatmap(
         aspect="auto",
         interpolation="nearest",
         extent=extent,
+        vmin=vmin,
+        vmax=vmax,
     )
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

@@ -15,19 +15,14 @@ import math
 import torch
 from torch import Tensor, nn
 
-from companion.validation import check_float_tensor
-
-
-def _check_positive_int(value: object, name: str) -> None:
-    if isinstance(value, bool) or not (isinstance(value, int) and value > 0):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+from companion.validation import check_float_tensor, check_positive_int
 
 
 def _relative_positions(q_len: int, k_len: int) -> Tensor:
     """``j - i`` for the queries at the last ``q_len`` of ``k_len`` positions (as
     when decoding with a cache): a (q_len, k_len) integer tensor."""
-    _check_positive_int(q_len, "q_len")
-    _check_positive_int(k_len, "k_len")
+    check_positive_int(q_len, "q_len")
+    check_positive_int(k_len, "k_len")
     if q_len > k_len:
         raise ValueError(f"q_len={q_len} cannot exceed k_len={k_len}")
     query_position = torch.arange(k_len - q_len, k_len)
@@ -54,8 +49,8 @@ def sinusoidal_encoding(
     Returns a float32 tensor of shape (num_positions, d_model); ``d_model`` must be
     even.
     """
-    _check_positive_int(num_positions, "num_positions")
-    _check_positive_int(d_model, "d_model")
+    check_positive_int(num_positions, "num_positions")
+    check_positive_int(d_model, "d_model")
     if d_model % 2:
         raise ValueError(f"d_model must be even (sin/cos pairs), got {d_model}")
     _check_base(base)
@@ -80,9 +75,9 @@ def sinusoidal_encoding_2d(
     Returns a float32 tensor of shape (height * width, d_model), row ``r * width +
     c`` for the patch in row ``r``, column ``c``; ``d_model`` must be a multiple of 4.
     """
-    _check_positive_int(height, "height")
-    _check_positive_int(width, "width")
-    _check_positive_int(d_model, "d_model")
+    check_positive_int(height, "height")
+    check_positive_int(width, "width")
+    check_positive_int(d_model, "d_model")
     if d_model % 4:
         raise ValueError(
             f"d_model must be a multiple of 4 (two sin/cos halves), got {d_model}"
@@ -104,8 +99,8 @@ class LearnedPositionalEmbedding(nn.Module):
 
     def __init__(self, max_len: int, d_model: int):
         super().__init__()
-        _check_positive_int(max_len, "max_len")
-        _check_positive_int(d_model, "d_model")
+        check_positive_int(max_len, "max_len")
+        check_positive_int(d_model, "d_model")
         self.max_len = max_len
         self.embedding = nn.Embedding(max_len, d_model)
 
@@ -113,7 +108,7 @@ class LearnedPositionalEmbedding(nn.Module):
         """Embeddings of ``positions`` (an integer tensor), or of ``0 .. n-1`` for an
         integer ``n``; the result has shape ``(*positions.shape, d_model)``."""
         if isinstance(positions, int) and not isinstance(positions, bool):
-            _check_positive_int(positions, "the sequence length")
+            check_positive_int(positions, "the sequence length")
             positions = torch.arange(positions, device=self.embedding.weight.device)
         if (
             not isinstance(positions, Tensor)
@@ -180,7 +175,7 @@ def alibi_slopes(num_heads: int) -> Tensor:
     slopes for the largest power of two ``n' < n``, followed by every other slope
     of ``2 n'`` heads, until there are ``n`` (Part 4, chapter 3).
     """
-    _check_positive_int(num_heads, "num_heads")
+    check_positive_int(num_heads, "num_heads")
 
     def power_of_two(n: int) -> list[float]:
         start = 2.0 ** (-8.0 / n)
@@ -235,8 +230,8 @@ def t5_relative_position_bucket(
         or relative_position.dtype == torch.bool
     ):
         raise ValueError("relative_position must be an integer tensor")
-    _check_positive_int(num_buckets, "num_buckets")
-    _check_positive_int(max_distance, "max_distance")
+    check_positive_int(num_buckets, "num_buckets")
+    check_positive_int(max_distance, "max_distance")
     buckets = num_buckets // 2 if bidirectional else num_buckets
     max_exact = buckets // 2
     if max_exact < 1 or max_distance <= max_exact:
@@ -273,7 +268,7 @@ class RelativePositionBias(nn.Module):
         max_distance: int = 128,
     ):
         super().__init__()
-        _check_positive_int(num_heads, "num_heads")
+        check_positive_int(num_heads, "num_heads")
         self.bidirectional, self.num_buckets = bidirectional, num_buckets
         self.max_distance = max_distance
         t5_relative_position_bucket(
@@ -303,8 +298,8 @@ class ShawRelativeEmbedding(nn.Module):
 
     def __init__(self, max_distance: int, dim: int):
         super().__init__()
-        _check_positive_int(max_distance, "max_distance")
-        _check_positive_int(dim, "dim")
+        check_positive_int(max_distance, "max_distance")
+        check_positive_int(dim, "dim")
         self.max_distance = max_distance
         self.embedding = nn.Embedding(2 * max_distance + 1, dim)
 

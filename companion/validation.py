@@ -4,8 +4,27 @@ Each check raises ``ValueError`` with a message that names the argument and
 what is wrong with it (its type, dtype, shape or value).
 """
 
+import math
+import numbers
+
 import torch
 from torch import Tensor
+
+
+def check_positive_int(value: object, name: str) -> None:
+    """Raise unless `value` is a positive integer (``True`` is not a number here)."""
+    if isinstance(value, bool) or not (
+        isinstance(value, numbers.Integral) and value > 0
+    ):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def check_positive_number(value: object, name: str) -> None:
+    """Raise unless `value` is a positive, finite real number (not a boolean)."""
+    if isinstance(value, bool) or not (
+        isinstance(value, numbers.Real) and 0 < value < math.inf
+    ):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
 
 
 def check_float_tensor(x: object, name: str) -> None:

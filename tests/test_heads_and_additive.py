@@ -200,8 +200,11 @@ def test_bad_forward_input():
         mha(x, x, torch.ones(2, 4, 8))
     with pytest.raises(ValueError, match=r"mask of shape \(4, 4\) does not broadcast"):
         mha(x, x, x, mask=causal_mask(4))
-    with pytest.raises(ValueError, match="rope_scale must be positive"):
-        mha(x, x, x, rope=True, rope_scale=0)
+    for bad in (0, float("inf"), True):
+        with pytest.raises(ValueError, match="rope_scale must be a positive finite"):
+            mha(x, x, x, rope=True, rope_scale=bad)
+    with pytest.raises(ValueError, match="more queries than keys"):
+        mha(torch.ones(2, 4, 8), x, x, rope=True)
     additive = AdditiveAttention(3, 5, 4)
     with pytest.raises(ValueError, match=r"keys must have shape \(\.\.\., seq, 5\)"):
         additive(torch.ones(2, 3), torch.ones(4, 3), torch.ones(4, 2))

@@ -111,6 +111,15 @@ def test_training_is_deterministic_and_learns():
     assert sum(first[-10:]) / 10 < 0.5 * sum(first[:10]) / 10
 
 
+def test_token_embeddings_have_unit_variance_after_scaling():
+    """Initialised with std d^-1/2 and scaled by sqrt(d): entries of variance 1, the
+    scale of the sinusoidal encoding (Vaswani et al., 2017, section 3.4)."""
+    torch.manual_seed(0)
+    encoder = TransformerEncoder(1000, d_model=64)
+    scaled = encoder.embedding.weight * 64**0.5
+    assert abs(scaled.std().item() - 1) < 0.02
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
@@ -126,7 +135,52 @@ def test_training_is_deterministic_and_learns():
         ),
         (
             lambda: train(TransformerEncoder(10), lambda m, s: None, steps=1, lr=0.0),
-            "lr must be positive",
+            "lr must be a positive finite number",
+        ),
+        (
+            lambda: train(
+                TransformerEncoder(10), lambda m, s: None, steps=1, lr=float("inf")
+            ),
+            "lr must be a positive finite number",
+        ),
+        (
+            lambda: train(TransformerEncoder(10), lambda m, s: 1.0, steps=1),
+            "loss_fn must return a scalar tensor",
+        ),
+        (
+            lambda: train(
+                TransformerEncoder(10),
+                lambda m, s: torch.tensor(float("nan"), requires_grad=True),
+                steps=1,
+            ),
+            "the loss is nan at step 0",
+        ),
+        (lambda: TransformerBlock(16, 4, 0), "d_ff must be a positive integer"),
+        (lambda: TransformerBlock(16, True, 32), "num_heads must be a positive"),
+        (
+            lambda: TransformerBlock(16, 4, 32)(torch.ones(2, 3, 8)),
+            r"x must have shape \(batch, seq, 16\)",
+        ),
+        (
+            lambda: TransformerBlock(16, 4, 32, causal=True)(
+                torch.ones(2, 3, 16), mask=torch.ones(3, 3)
+            ),
+            "mask must be a boolean tensor",
+        ),
+        (lambda: TransformerEncoder(10, num_layers=0), "num_layers must be a positive"),
+        (lambda: TransformerEncoder(0), "vocab_size must be a positive"),
+        (
+            lambda: TransformerEncoder(10)(torch.tensor([[1, 10]])),
+            r"tokens must lie in \[0, 10\), got values from 1 to 10",
+        ),
+        (
+            lambda: TransformerEncoder(10)(torch.zeros(2, 0, dtype=torch.long)),
+            "with seq >= 1",
+        ),
+        (lambda: TransformerClassifier(10, 0), "num_classes must be a positive"),
+        (
+            lambda: TransformerLanguageModel(10, causal=False),
+            "a language model is always causal",
         ),
     ],
 )

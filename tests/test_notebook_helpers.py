@@ -44,6 +44,10 @@ def test_plot_heatmap_draws_the_matrix():
     assert np.array_equal(image.get_array(), matrix.numpy())
     assert ax.get_title() == "weights"
     assert ax.get_xlabel() == "keys" and ax.get_ylabel() == "queries"
+    assert image.get_clim() == (0.0, 5.0)  # the matrix's own range by default
+    plt.close(ax.figure)
+    ax = plot_heatmap(matrix, vmin=-1, vmax=10)
+    assert ax.get_images()[0].get_clim() == (-1, 10)
     plt.close(ax.figure)
 
 

@@ -306,7 +306,7 @@ def test_chunked_attention_equals_naive(seed, q_len, k_len, chunk, use_mask):
         mask = torch.rand(2, q_len, k_len, generator=g) < 0.5  # may leave rows empty
     expected, _ = scaled_dot_product_attention(q, k, v, mask=mask)
     assert torch.allclose(
-        chunked_attention(q, k, v, chunk, mask=mask), expected, atol=1e-12
+        chunked_attention(q, k, v, chunk, mask=mask), expected, rtol=0, atol=1e-12
     )
 
 
@@ -317,6 +317,20 @@ def test_chunked_attention_uses_far_less_memory():
     assert chunked < naive / 10
 
 
+def test_chunked_attention_gradients_equal_naive():
+    q, k, v = (t.requires_grad_() for t in qkv(3, (2,), 9, 11, 4, 3))
+    mask = causal_mask(11)[-9:]
+    expected, _ = scaled_dot_product_attention(q, k, v, mask=mask)
+    naive_grads = torch.autograd.grad(expected.square().sum(), (q, k, v))
+    out = chunked_attention(q, k, v, chunk_size=4, mask=mask)
+    chunked_grads = torch.autograd.grad(out.square().sum(), (q, k, v))
+    for a, b in zip(naive_grads, chunked_grads, strict=True):
+        assert torch.allclose(a, b, rtol=0, atol=1e-12)
+
+
 def test_chunked_attention_bad_chunk():
     with pytest.raises(ValueError, match="chunk_size must be a positive integer"):
         chunked_attention(*qkv(0), chunk_size=0)
+    q, k, v = qkv(0)
+    with pytest.raises(ValueError, match="k contains NaN or infinite values"):
+        chunked_attention(q, k.clone().fill_(math.inf), v)
