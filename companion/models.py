@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from companion.attention import MultiHeadAttention, causal_mask
+from companion.attention import MultiHeadAttention, causal_mask, padding_mask
 from companion.positional import (
     LearnedPositionalEmbedding,
     RelativePositionBias,
@@ -195,10 +195,28 @@ class TransformerClassifier(nn.Module):
         self.encoder = TransformerEncoder(vocab_size, **encoder_options)
         self.head = nn.Linear(self.encoder.d_model, num_classes)
 
-    def forward(self, tokens: Tensor) -> Tensor:
-        """Class logits of shape (batch, num_classes)."""
-        hidden, _ = self.encoder(tokens)
-        return self.head(hidden.mean(dim=1))
+    def forward(self, tokens: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Class logits of shape (batch, num_classes).
+
+        With ``lengths`` (batch,), sequence ``b`` is its first ``lengths[b]``
+        tokens followed by padding: attention never looks at the padding and the
+        average runs over the real tokens only, so the padding cannot change the
+        answer."""
+        if lengths is None:
+            hidden, _ = self.encoder(tokens)
+            return self.head(hidden.mean(dim=1))
+        if not isinstance(tokens, Tensor) or tokens.dim() != 2:
+            raise ValueError("tokens must be a tensor of shape (batch, seq)")
+        lengths = torch.as_tensor(lengths, device=tokens.device)
+        if lengths.shape != tokens.shape[:1] or (lengths < 1).any():
+            raise ValueError(
+                f"lengths must have shape ({tokens.shape[0]},) with every entry >= 1, "
+                f"got {lengths.tolist()}"
+            )
+        keep = padding_mask(lengths, tokens.shape[1])
+        hidden, _ = self.encoder(tokens, keep)
+        real = keep[:, 0, 0, :, None].to(hidden.dtype)
+        return self.head((hidden * real).sum(dim=1) / real.sum(dim=1))
 
 
 class TransformerLanguageModel(nn.Module):

@@ -120,6 +120,25 @@ def test_token_embeddings_have_unit_variance_after_scaling():
     assert abs(scaled.std().item() - 1) < 0.02
 
 
+@pytest.mark.parametrize("position", POSITIONS)
+def test_classifier_ignores_padding(position):
+    """A padded batch gives each sequence the logits it gets alone, whatever sits
+    in the padding."""
+    torch.manual_seed(0)
+    model = TransformerClassifier(12, 3, d_model=16, num_heads=2, position=position)
+    model.eval()
+    lengths = torch.tensor([5, 2, 7])
+    tokens = torch.randint(1, 12, (3, 7))
+    padded = model(tokens, lengths)
+    other_padding = tokens.clone()
+    other_padding[0, 5:] = 0
+    other_padding[1, 2:] = 11
+    assert torch.allclose(model(other_padding, lengths), padded, atol=1e-5)
+    for b, n in enumerate(lengths.tolist()):
+        alone = model(tokens[b : b + 1, :n])
+        assert torch.allclose(padded[b], alone[0], atol=1e-5)
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
@@ -178,6 +197,12 @@ def test_token_embeddings_have_unit_variance_after_scaling():
             "with seq >= 1",
         ),
         (lambda: TransformerClassifier(10, 0), "num_classes must be a positive"),
+        (
+            lambda: TransformerClassifier(10, 2)(
+                torch.ones(2, 3, dtype=torch.long), torch.tensor([3, 0])
+            ),
+            r"lengths must have shape \(2,\) with every entry >= 1",
+        ),
         (
             lambda: TransformerLanguageModel(10, causal=False),
             "a language model is always causal",
