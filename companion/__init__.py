@@ -9,6 +9,12 @@ Modules, by idea:
   multi-head attention, masks, the hand-derived backward pass.
 - ``companion.positional``: absolute and relative positional encodings.
 - ``companion.variants``: local, sparse, linear, graph and non-local attention.
+- ``companion.models``: the Transformer block, encoder, classifier and language
+  model, with the positional scheme as one argument.
+- ``companion.training``: seeding and a small training loop.
+- ``companion.text``, ``companion.translation``, ``companion.vision``,
+  ``companion.recommendation``: data generators, models and metrics of Part 6's
+  applications.
 - ``companion.measure``: time and memory measurements.
 - ``companion.validation``: input checks with clear error messages.
 - ``companion.data``: small data sets the course generates.

@@ -1,0 +1,313 @@
+"""A small Vision Transformer on scikit-learn's handwritten digits (Part 6, chapter 3).
+
+An image is cut into square patches (`patchify`), each patch is mapped linearly to
+a vector, a learned class token is put in front, position embeddings are added,
+and a stack of Transformer blocks reads the sequence; the class token's final
+state gives the class (Dosovitskiy et al., 2021, "An Image is Worth 16x16
+Words"). `MLPClassifier` is the baseline the chapter compares it with;
+`class_token_attention` and `occlusion_effect` are the two views of what the
+model looks at. Generic helpers (parameter counts, accuracy) stay in the
+notebook.
+"""
+
+import torch
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from torch import Tensor, nn
+
+from companion.models import TransformerBlock
+from companion.positional import LearnedPositionalEmbedding, sinusoidal_encoding_2d
+from companion.validation import (
+    check_float_tensor,
+    check_ndim,
+    check_positive_int,
+)
+
+#: How the Vision Transformer learns where a patch is: a learned vector per
+#: position (as in the ViT paper), the fixed 2-D sinusoidal encoding of Part 4,
+#: chapter 4, or nothing (the patches become a bag).
+VIT_POSITIONS = ("learned", "sinusoidal", "none")
+
+
+def digits_split(
+    test_size: float = 0.2, seed: int = 0
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """scikit-learn's 1797 handwritten digits (Alpaydin & Kaynak, 1998), split.
+
+    The 8x8 images (pixel values 0..16) ship with scikit-learn, so nothing is
+    downloaded. They are scaled to [0, 1] and split into a training and a test
+    set with the same share of each digit (stratified), fixed by ``seed``. The
+    1797 digits were written by 13 people, and the split is random, so both sets
+    hold digits of every writer (Part 6, chapter 3).
+
+    Returns ``(train_images, train_labels, test_images, test_labels)``: images
+    float32 of shape (n, 8, 8), labels int64 of shape (n,) with values 0..9.
+    """
+    if isinstance(test_size, bool) or not (
+        isinstance(test_size, float) and 0.0 < test_size < 1.0
+    ):
+        raise ValueError(f"test_size must be a float in (0, 1), got {test_size!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    digits = load_digits()
+    images = torch.tensor(digits.images, dtype=torch.float32) / 16.0
+    labels = torch.tensor(digits.target, dtype=torch.int64)
+    train_index, test_index = train_test_split(
+        torch.arange(len(labels)).numpy(),
+        test_size=test_size,
+        random_state=seed,
+        stratify=labels.numpy(),
+    )
+    train_index = torch.from_numpy(train_index)
+    test_index = torch.from_numpy(test_index)
+    return (
+        images[train_index],
+        labels[train_index],
+        images[test_index],
+        labels[test_index],
+    )
+
+
+def patchify(images: Tensor, patch_size: int) -> Tensor:
+    """Cut images into non-overlapping square patches, each flattened to a vector.
+
+    Dosovitskiy et al. (2021, section 3.1) reshape an image ``x`` of size
+    ``H x W x C`` into ``N = HW / P^2`` patches ``x_p`` of ``P^2 C`` numbers. The
+    patches come in row-major (raster) order: patch ``(r, c)`` of the grid is
+    number ``r * (W / P) + c``; within a patch the numbers are ordered by channel,
+    then row, then column, as in ``torch.nn.functional.unfold`` (Part 6,
+    chapter 3).
+
+    Shapes: ``images`` (batch, H, W) or (batch, C, H, W), with H and W multiples
+    of ``patch_size``; the result is (batch, N, C * patch_size**2).
+    """
+    check_float_tensor(images, "images")
+    check_ndim(images, (3, 4), "images")
+    check_positive_int(patch_size, "patch_size")
+    if images.dim() == 3:
+        images = images[:, None]
+    batch, channels, height, width = images.shape
+    if height % patch_size or width % patch_size:
+        raise ValueError(
+            f"the image size {height}x{width} is not divisible by "
+            f"patch_size={patch_size}"
+        )
+    rows, columns = height // patch_size, width // patch_size
+    patches = images.reshape(
+        batch, channels, rows, patch_size, columns, patch_size
+    ).permute(0, 2, 4, 1, 3, 5)  # (batch, rows, columns, C, P, P)
+    return patches.reshape(batch, rows * columns, channels * patch_size**2)
+
+
+class VisionTransformer(nn.Module):
+    """A Vision Transformer (ViT): patches as tokens, a class token, a Transformer.
+
+    Dosovitskiy et al. (2021, eq. 1-4): ``z_0 = [x_class; x_p^1 E; ...; x_p^N E]
+    + E_pos``, then ``L`` pre-norm blocks (`companion.models.TransformerBlock`,
+    without positional scheme of its own: position was added to the input), a
+    final layer norm, and a linear head on the class token's state,
+    ``y = head(LN(z_L^0))``. ``position`` is ``"learned"`` (one vector per
+    position, the class token's included, initialised with standard deviation
+    0.02 as in the paper's code), ``"sinusoidal"`` (the fixed
+    `companion.positional.sinusoidal_encoding_2d` on the patch grid; nothing on
+    the class token) or ``"none"`` (Part 6, chapter 3).
+    """
+
+    def __init__(
+        self,
+        image_size: int = 8,
+        patch_size: int = 2,
+        num_classes: int = 10,
+        channels: int = 1,
+        d_model: int = 32,
+        num_heads: int = 4,
+        num_layers: int = 2,
+        d_ff: int = 64,
+        position: str = "learned",
+    ):
+        super().__init__()
+        for name, value in (
+            ("image_size", image_size),
+            ("patch_size", patch_size),
+            ("num_classes", num_classes),
+            ("channels", channels),
+            ("d_model", d_model),
+            ("num_layers", num_layers),
+        ):
+            check_positive_int(value, name)
+        if image_size % patch_size:
+            raise ValueError(
+                f"image_size={image_size} is not divisible by patch_size={patch_size}"
+            )
+        if position not in VIT_POSITIONS:
+            raise ValueError(
+                f"position must be one of {VIT_POSITIONS}, got {position!r}"
+            )
+        if position == "sinusoidal" and d_model % 4:
+            raise ValueError(
+                f"a 2-D sinusoidal encoding needs d_model divisible by 4, got {d_model}"
+            )
+        self.image_size, self.patch_size = image_size, patch_size
+        self.channels = channels
+        self.grid = image_size // patch_size
+        self.num_patches = self.grid**2
+        self.position = position
+        self.patch_embedding = nn.Linear(channels * patch_size**2, d_model)
+        self.class_token = nn.Parameter(torch.zeros(1, 1, d_model))
+        self.learned = None
+        if position == "learned":
+            self.learned = LearnedPositionalEmbedding(self.num_patches + 1, d_model)
+            nn.init.normal_(self.learned.embedding.weight, std=0.02)
+        elif position == "sinusoidal":
+            self.register_buffer(
+                "sinusoidal", sinusoidal_encoding_2d(self.grid, self.grid, d_model)
+            )
+        self.blocks = nn.ModuleList(
+            TransformerBlock(d_model, num_heads, d_ff, position="none")
+            for _ in range(num_layers)
+        )
+        self.norm = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, num_classes)
+
+    def embed(self, images: Tensor) -> Tensor:
+        """The input sequence ``z_0``: class token and patch embeddings plus
+        positions, of shape (batch, 1 + num_patches, d_model)."""
+        check_float_tensor(images, "images")
+        expected = (self.channels, self.image_size, self.image_size)
+        shape = tuple(images.shape)
+        if images.dim() == 3 and self.channels == 1:
+            shape = (shape[0], 1, *shape[1:])
+        if len(shape) != 4 or shape[1:] != expected:
+            raise ValueError(
+                f"images must have shape (batch, {self.image_size}, "
+                f"{self.image_size}) or (batch, {', '.join(map(str, expected))}), "
+                f"got {tuple(images.shape)}"
+            )
+        x = self.patch_embedding(patchify(images, self.patch_size))
+        x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], dim=1)
+        if self.position == "learned":
+            x = x + self.learned(self.num_patches + 1)
+        elif self.position == "sinusoidal":
+            x = torch.cat([x[:, :1], x[:, 1:] + self.sinusoidal], dim=1)
+        return x
+
+    def forward(
+        self, images: Tensor, return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, list[Tensor]]:
+        """Class logits of shape (batch, num_classes) for images of shape (batch,
+        H, W) or (batch, C, H, W); with ``return_attention``, also the attention
+        weights of every layer, each (batch, heads, 1 + N, 1 + N), the class
+        token first."""
+        x = self.embed(images)
+        weights = []
+        for block in self.blocks:
+            x, w = block(x)
+            weights.append(w)
+        logits = self.head(self.norm(x[:, 0]))
+        return (logits, weights) if return_attention else logits
+
+
+def class_token_attention(weights: Tensor, grid: int) -> Tensor:
+    """The class token's attention over the patches, averaged over the heads.
+
+    ``weights`` (batch, heads, 1 + grid**2, 1 + grid**2) are one layer's
+    attention weights with the class token first; the result, of shape (batch,
+    grid, grid), is row 0 without its first entry (the class token attending to
+    itself), laid out on the patch grid (Part 6, chapter 3). Each map sums to at
+    most 1.
+    """
+    check_float_tensor(weights, "weights")
+    check_positive_int(grid, "grid")
+    seq = 1 + grid**2
+    if weights.dim() != 4 or weights.shape[-2:] != (seq, seq):
+        raise ValueError(
+            f"weights must have shape (batch, heads, {seq}, {seq}) for grid={grid}, "
+            f"got {tuple(weights.shape)}"
+        )
+    return weights[:, :, 0, 1:].mean(dim=1).reshape(-1, grid, grid)
+
+
+class MLPClassifier(nn.Module):
+    """A multilayer perceptron on the flattened image: the baseline of Part 6,
+    chapter 3. ``Linear -> ReLU`` for each hidden width, then a linear layer to
+    the class logits."""
+
+    def __init__(
+        self,
+        in_features: int = 64,
+        hidden_sizes: tuple[int, ...] = (100, 100),
+        num_classes: int = 10,
+    ):
+        super().__init__()
+        check_positive_int(in_features, "in_features")
+        check_positive_int(num_classes, "num_classes")
+        if not isinstance(hidden_sizes, tuple):
+            raise ValueError(f"hidden_sizes must be a tuple, got {hidden_sizes!r}")
+        for width in hidden_sizes:
+            check_positive_int(width, "every hidden size")
+        self.in_features = in_features
+        layers, width = [], in_features
+        for hidden in hidden_sizes:
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        layers.append(nn.Linear(width, num_classes))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Class logits (batch, num_classes) for images whose non-batch axes hold
+        ``in_features`` numbers, e.g. (batch, 8, 8)."""
+        check_float_tensor(images, "images")
+        if images.dim() < 2 or images[0].numel() != self.in_features:
+            raise ValueError(
+                f"images must have shape (batch, ...) with {self.in_features} "
+                f"numbers per image, got {tuple(images.shape)}"
+            )
+        return self.layers(images.reshape(images.shape[0], -1))
+
+
+def occlusion_effect(
+    model: nn.Module, images: Tensor, labels: Tensor, patch_size: int
+) -> Tensor:
+    """How much erasing each patch lowers the probability of the true class.
+
+    For every image and every patch of the grid, the patch is set to 0 (the
+    background of the digits) and the drop ``p(y | x) - p(y | x without the
+    patch)`` of the softmax probability of the true label ``y`` is recorded: a
+    simple occlusion test of which patches the prediction depends on (Part 6,
+    chapter 3). Shapes: ``images`` (batch, H, W), ``labels`` (batch,); the result
+    is (batch, H / patch_size, W / patch_size).
+    """
+    check_float_tensor(images, "images")
+    check_ndim(images, (3,), "images")
+    patches = patchify(images, patch_size)  # validates the patch size
+    if (
+        not isinstance(labels, Tensor)
+        or labels.is_floating_point()
+        or labels.dtype == torch.bool
+        or labels.shape != images.shape[:1]
+    ):
+        got = (
+            f"{labels.dtype} of shape {tuple(labels.shape)}"
+            if isinstance(labels, Tensor)
+            else repr(labels)
+        )
+        raise ValueError(
+            f"labels must be an integer tensor of shape ({images.shape[0]},), got {got}"
+        )
+    batch, height, width = images.shape
+    rows, columns = height // patch_size, width // patch_size
+    model.eval()
+    index = torch.arange(batch)
+    drops = torch.empty(batch, patches.shape[1], dtype=images.dtype)
+    with torch.no_grad():
+        p_true = model(images).softmax(dim=-1)[index, labels]
+        for k in range(patches.shape[1]):
+            r, c = divmod(k, columns)
+            erased = images.clone()
+            erased[
+                :,
+                r * patch_size : (r + 1) * patch_size,
+                c * patch_size : (c + 1) * patch_size,
+            ] = 0.0
+            drops[:, k] = p_true - model(erased).softmax(dim=-1)[index, labels]
+    return drops.reshape(batch, rows, columns)
