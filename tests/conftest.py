@@ -1,0 +1,6 @@
+"""Run the unit tests on one CPU thread, as the notebooks do: the models here are
+tiny, so threads only add overhead, and results do not depend on the core count."""
+
+import torch
+
+torch.set_num_threads(1)
