@@ -1,0 +1,514 @@
+"""Machine translation on a task the course generates: dates to ISO dates (Part 6,
+chapter 2).
+
+`date_pairs` writes random dates in several human formats, from ``23/09/1999`` to
+``thursday, the twenty-third of september, nineteen ninety-nine``, each paired with
+its ISO form ``1999-09-23``. `encode_source` and `encode_target` turn them into
+character tokens. `GRUTranslator` is an encoder-decoder with recurrent networks and
+Bahdanau's additive attention, or, with ``attention=False``, the same network whose
+decoder sees only a fixed summary of the source; `TransformerTranslator` is a small
+Transformer encoder-decoder. Both have ``encode(source, lengths)`` and
+``decode(target_in, *encoded)``, which `greedy_decode` uses; `exact_match` scores
+the output.
+"""
+
+import datetime
+import math
+import random
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from companion.attention import (
+    AdditiveAttention,
+    MultiHeadAttention,
+    causal_mask,
+    padding_mask,
+)
+from companion.models import TransformerEncoder
+from companion.positional import sinusoidal_encoding
+from companion.validation import check_float_tensor, check_positive_int
+
+#: Names of the formats `format_date` knows, from the shortest to the longest.
+FORMATS = (
+    "numeric",  # 23/09/1999
+    "short",  # sept 23 1999
+    "day_month",  # 23 september 1999
+    "month_day",  # september 23rd, 1999
+    "weekday",  # thursday 23 september 1999
+    "spelled",  # the twenty-third of september, nineteen ninety-nine
+    "spelled_weekday",  # thursday, the twenty-third of september, nineteen ...
+)
+MONTHS = tuple(
+    "january february march april may june july august september october november "
+    "december".split()
+)
+MONTH_ABBREVIATIONS = tuple("jan feb mar apr may jun jul aug sept oct nov dec".split())
+WEEKDAYS = tuple("monday tuesday wednesday thursday friday saturday sunday".split())
+_UNITS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen "
+    "fourteen fifteen sixteen seventeen eighteen nineteen"
+).split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+#: ``_ORDINALS[d]`` is day ``d`` in words.
+_ORDINALS = (
+    "_ first second third fourth fifth sixth seventh eighth ninth tenth eleventh "
+    "twelfth thirteenth fourteenth fifteenth sixteenth seventeenth eighteenth "
+    "nineteenth twentieth twenty-first twenty-second twenty-third twenty-fourth "
+    "twenty-fifth twenty-sixth twenty-seventh twenty-eighth twenty-ninth thirtieth "
+    "thirty-first"
+).split()
+
+#: The earliest and latest dates `format_date` writes and `date_pairs` draws.
+FIRST_DATE = datetime.date(1900, 1, 1)
+LAST_DATE = datetime.date(2099, 12, 31)
+
+PAD, BOS, EOS = 0, 1, 2
+_SPECIALS = ("<pad>", "<bos>", "<eos>")
+#: Characters of the human-written dates, and of the ISO dates.
+SOURCE_CHARS = " ,-./0123456789abcdefghijklmnopqrstuvwxyz"
+TARGET_CHARS = "-0123456789"
+#: Token ``i`` of a vocabulary is ``*_VOCAB[i]``: pad, bos, eos, then characters.
+SOURCE_VOCAB = _SPECIALS + tuple(SOURCE_CHARS)
+TARGET_VOCAB = _SPECIALS + tuple(TARGET_CHARS)
+_SOURCE_INDEX = {c: i for i, c in enumerate(SOURCE_VOCAB)}
+_TARGET_INDEX = {c: i for i, c in enumerate(TARGET_VOCAB)}
+#: Decoder steps for an ISO date: ten characters and the end-of-sequence token.
+TARGET_LENGTH = 11
+
+
+def _number_words(n: int) -> str:
+    """0 <= n <= 99 in words: 23 -> ``twenty-three``."""
+    if n < 20:
+        return _UNITS[n]
+    tens, units = divmod(n, 10)
+    return _TENS[tens] + (f"-{_UNITS[units]}" if units else "")
+
+
+def _year_words(year: int) -> str:
+    """A year as spoken: 1905 -> ``nineteen oh five``, 1900 -> ``nineteen hundred``,
+    2000 -> ``two thousand``, 2007 -> ``two thousand seven``, 2023 -> ``twenty
+    twenty-three``."""
+    century, rest = divmod(year, 100)
+    if century == 20 and rest < 10:
+        return "two thousand" + (f" {_UNITS[rest]}" if rest else "")
+    if rest == 0:
+        return f"{_number_words(century)} hundred"
+    if rest < 10:
+        return f"{_number_words(century)} oh {_UNITS[rest]}"
+    return f"{_number_words(century)} {_number_words(rest)}"
+
+
+def format_date(date: datetime.date, fmt: str) -> str:
+    """Write ``date`` (between `FIRST_DATE` and `LAST_DATE`) in the human format
+    ``fmt``, one of `FORMATS`. Part 6, chapter 2."""
+    if not isinstance(date, datetime.date):
+        raise ValueError(f"date must be a datetime.date, got {type(date).__name__}")
+    if not FIRST_DATE <= date <= LAST_DATE:
+        raise ValueError(f"date must lie in [{FIRST_DATE}, {LAST_DATE}], got {date}")
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
+    day, month, year = date.day, MONTHS[date.month - 1], date.year
+    weekday = WEEKDAYS[date.weekday()]
+    if fmt == "numeric":
+        return f"{day:02d}/{date.month:02d}/{year}"
+    if fmt == "short":
+        return f"{MONTH_ABBREVIATIONS[date.month - 1]} {day} {year}"
+    if fmt == "day_month":
+        return f"{day} {month} {year}"
+    if fmt == "month_day":
+        suffix = {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+        if 11 <= day <= 13:
+            suffix = "th"
+        return f"{month} {day}{suffix}, {year}"
+    if fmt == "weekday":
+        return f"{weekday} {day} {month} {year}"
+    spelled = f"the {_ORDINALS[day]} of {month}, {_year_words(year)}"
+    return spelled if fmt == "spelled" else f"{weekday}, {spelled}"
+
+
+def date_pairs(
+    n: int, seed: int = 0, formats: tuple[str, ...] = FORMATS
+) -> list[tuple[str, str]]:
+    """``n`` pairs ``(human date, ISO date)``, e.g. ``("sept 23 1999",
+    "1999-09-23")``.
+
+    Each date is drawn uniformly from the days between `FIRST_DATE` and
+    `LAST_DATE`, and written in a format drawn uniformly from ``formats``, with a
+    private ``random.Random(seed)``: the same seed gives the same pairs (Part 6,
+    chapter 2).
+    """
+    check_positive_int(n, "n")
+    if not formats or any(f not in FORMATS for f in formats):
+        raise ValueError(f"formats must be a non-empty subset of {FORMATS}")
+    rng = random.Random(seed)
+    first, span = FIRST_DATE.toordinal(), (LAST_DATE - FIRST_DATE).days
+    pairs = []
+    for _ in range(n):
+        date = datetime.date.fromordinal(first + rng.randint(0, span))
+        fmt = formats[rng.randrange(len(formats))]
+        pairs.append((format_date(date, fmt), date.isoformat()))
+    return pairs
+
+
+def encode_source(texts: list[str]) -> tuple[Tensor, Tensor]:
+    """Character tokens of the human dates, padded with `PAD` on the right.
+
+    Returns ``(tokens, lengths)`` of shapes (batch, longest) and (batch,).
+    """
+    if not texts or not all(isinstance(t, str) and t for t in texts):
+        raise ValueError("texts must be a non-empty list of non-empty strings")
+    unknown = sorted({c for t in texts for c in t} - set(SOURCE_CHARS))
+    if unknown:
+        raise ValueError(f"characters outside SOURCE_CHARS: {unknown}")
+    lengths = torch.tensor([len(t) for t in texts])
+    tokens = torch.full((len(texts), int(lengths.max())), PAD)
+    for row, text in enumerate(texts):
+        tokens[row, : len(text)] = torch.tensor([_SOURCE_INDEX[c] for c in text])
+    return tokens, lengths
+
+
+def encode_target(texts: list[str]) -> tuple[Tensor, Tensor]:
+    """Decoder input ``<bos> y_1 ... y_T`` and output ``y_1 ... y_T <eos>`` of the
+    ISO dates (teacher forcing), each of shape (batch, T + 1)."""
+    if not texts or not all(isinstance(t, str) and t for t in texts):
+        raise ValueError("texts must be a non-empty list of non-empty strings")
+    if len({len(t) for t in texts}) != 1:
+        raise ValueError("the target texts must all have the same length")
+    unknown = sorted({c for t in texts for c in t} - set(TARGET_CHARS))
+    if unknown:
+        raise ValueError(f"characters outside TARGET_CHARS: {unknown}")
+    ids = torch.tensor([[_TARGET_INDEX[c] for c in t] for t in texts])
+    bos = torch.full((len(texts), 1), BOS)
+    eos = torch.full((len(texts), 1), EOS)
+    return torch.cat([bos, ids], dim=1), torch.cat([ids, eos], dim=1)
+
+
+def decode_target(ids: Tensor) -> list[str]:
+    """Strings of target token ids (batch, steps), cut at the first `EOS`; other
+    special tokens become ``?``."""
+    if not isinstance(ids, Tensor) or ids.dim() != 2:
+        raise ValueError("ids must be a tensor of shape (batch, steps)")
+    if ids.numel() and (ids.min() < 0 or ids.max() >= len(TARGET_VOCAB)):
+        raise ValueError(f"ids must lie in [0, {len(TARGET_VOCAB)})")
+    texts = []
+    for row in ids.tolist():
+        row = row[: row.index(EOS)] if EOS in row else row
+        texts.append("".join(TARGET_VOCAB[i] if i > EOS else "?" for i in row))
+    return texts
+
+
+def _check_tokens(
+    tokens: object, vocab_size: int, name: str, batch: int | None = None
+) -> None:
+    if (
+        not isinstance(tokens, Tensor)
+        or tokens.dim() != 2
+        or tokens.is_floating_point()
+        or tokens.dtype == torch.bool
+        or tokens.shape[1] == 0
+    ):
+        raise ValueError(f"{name} must be an integer tensor of shape (batch, seq)")
+    if tokens.min() < 0 or tokens.max() >= vocab_size:
+        raise ValueError(f"{name} must lie in [0, {vocab_size})")
+    if batch is not None and tokens.shape[0] != batch:
+        raise ValueError(f"source and {name} must have the same batch size")
+
+
+def _check_lengths(lengths: object, tokens: Tensor) -> Tensor:
+    lengths = torch.as_tensor(lengths)
+    if (
+        lengths.shape != tokens.shape[:1]
+        or lengths.is_floating_point()
+        or (lengths < 1).any()
+        or (lengths > tokens.shape[1]).any()
+    ):
+        raise ValueError(
+            f"lengths must be integers in [1, {tokens.shape[1]}] of shape "
+            f"({tokens.shape[0]},), got {lengths.tolist()}"
+        )
+    return lengths
+
+
+class GRUTranslator(nn.Module):
+    """A recurrent encoder-decoder, with or without additive attention.
+
+    The encoder is a bidirectional GRU over the source characters, giving one
+    annotation ``h_j = [h_j^fwd; h_j^bwd]`` per character, as in Bahdanau et al.
+    (2015, section 3.2). The decoder is a GRU over the previous target characters,
+    ``s_i = GRU(s_{i-1}, E y_{i-1})``, starting from ``s_0 = tanh(W_b [h_S^fwd;
+    h_1^bwd])``, the two final encoder states. Its context vector ``c_i`` is
+
+    - with ``attention=True``, ``c_i = sum_j alpha_ij h_j`` with ``alpha_i =
+      softmax_j(v^T tanh(W_q s_i + W_k h_j))``: Bahdanau's additive score
+      (`AdditiveAttention`), but queried with the current state ``s_i`` and used
+      only in the output layer, as in the global attention of Luong et al. (2015,
+      section 3.1, without their input feeding); Bahdanau et al. query with
+      ``s_{i-1}`` and feed ``c_i`` into the recurrence. So the decoder states do
+      not depend on the attention, and training computes all steps in one call;
+    - with ``attention=False``, ``c_i = [h_S^fwd; h_1^bwd]`` at every step: the
+      decoder sees the source only through one fixed-length vector, as in the
+      encoder-decoder of Cho et al. (2014), which gives it to every step (to the
+      recurrence and the output; here to the output only).
+
+    The next-character logits are ``W_o [s_i; c_i]``. Part 6, chapter 2.
+    """
+
+    def __init__(
+        self,
+        source_vocab: int = len(SOURCE_VOCAB),
+        target_vocab: int = len(TARGET_VOCAB),
+        embed_dim: int = 32,
+        hidden_dim: int = 64,
+        attention: bool = True,
+        attention_dim: int = 32,
+    ):
+        super().__init__()
+        for name, value in (
+            ("source_vocab", source_vocab),
+            ("target_vocab", target_vocab),
+            ("embed_dim", embed_dim),
+            ("hidden_dim", hidden_dim),
+            ("attention_dim", attention_dim),
+        ):
+            check_positive_int(value, name)
+        self.source_vocab, self.target_vocab = source_vocab, target_vocab
+        self.source_embedding = nn.Embedding(source_vocab, embed_dim)
+        self.encoder = nn.GRU(
+            embed_dim, hidden_dim, batch_first=True, bidirectional=True
+        )
+        self.bridge = nn.Linear(2 * hidden_dim, hidden_dim)
+        self.attention = (
+            AdditiveAttention(hidden_dim, 2 * hidden_dim, attention_dim)
+            if attention
+            else None
+        )
+        self.target_embedding = nn.Embedding(target_vocab, embed_dim)
+        self.decoder = nn.GRU(embed_dim, hidden_dim, batch_first=True)
+        self.output = nn.Linear(3 * hidden_dim, target_vocab)
+
+    def encode(self, source: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Annotations (batch, seq, 2 hidden), the summary ``[h_S^fwd; h_1^bwd]``
+        (batch, 2 hidden) and the padding mask (batch, 1, seq) of the padded
+        ``source`` tokens (batch, seq) with true ``lengths`` (batch,)."""
+        _check_tokens(source, self.source_vocab, "source")
+        lengths = _check_lengths(lengths, source)
+        packed = nn.utils.rnn.pack_padded_sequence(
+            self.source_embedding(source),
+            lengths.cpu(),
+            batch_first=True,
+            enforce_sorted=False,
+        )
+        annotations, final = self.encoder(packed)
+        annotations, _ = nn.utils.rnn.pad_packed_sequence(
+            annotations, batch_first=True, total_length=source.shape[1]
+        )
+        mask = padding_mask(lengths, source.shape[1])[:, 0].to(source.device)
+        return annotations, torch.cat([final[0], final[1]], dim=-1), mask
+
+    def decode(
+        self, target_in: Tensor, annotations: Tensor, summary: Tensor, mask: Tensor
+    ) -> tuple[Tensor, Tensor | None]:
+        """Logits (batch, steps, target_vocab) for the decoder input ``target_in``
+        (batch, steps), given the output of `encode`, and the attention weights
+        (batch, steps, seq), or None without attention."""
+        _check_tokens(target_in, self.target_vocab, "target_in", annotations.shape[0])
+        state = torch.tanh(self.bridge(summary))[None]  # s_0: (1, batch, hidden)
+        states, _ = self.decoder(self.target_embedding(target_in), state)
+        if self.attention is None:
+            context, weights = summary[:, None].expand(-1, states.shape[1], -1), None
+        else:
+            context, weights = self.attention(states, annotations, annotations, mask)
+        return self.output(torch.cat([states, context], dim=-1)), weights
+
+    def forward(
+        self, source: Tensor, lengths: Tensor, target_in: Tensor
+    ) -> tuple[Tensor, Tensor | None]:
+        """`decode` after `encode`: logits (batch, steps, target_vocab) for the
+        decoder input ``target_in`` (batch, steps) (teacher forcing) and the
+        attention weights (batch, steps, seq), or None."""
+        return self.decode(target_in, *self.encode(source, lengths))
+
+
+class TransformerDecoderBlock(nn.Module):
+    """A pre-norm Transformer decoder block: causal self-attention, cross-attention
+    over the encoder states, a feed-forward network, each ``x + Sublayer(LN(x))``.
+
+    The sublayers of Vaswani et al. (2017, section 3.1): the self-attention is
+    masked so that position ``i`` sees only positions ``<= i``; in the
+    cross-attention the queries come from the decoder and the keys and values
+    from the encoder ("memory"). The paper normalises after each residual
+    addition; like `companion.models.TransformerBlock`, this block normalises
+    before. Part 6, chapter 2.
+    """
+
+    def __init__(self, d_model: int, num_heads: int, d_ff: int):
+        super().__init__()
+        check_positive_int(d_ff, "d_ff")
+        self.d_model = d_model
+        self.norm1 = nn.LayerNorm(d_model)
+        self.self_attention = MultiHeadAttention(d_model, num_heads)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.cross_attention = MultiHeadAttention(d_model, num_heads)
+        self.norm3 = nn.LayerNorm(d_model)
+        self.linear1 = nn.Linear(d_model, d_ff)
+        self.linear2 = nn.Linear(d_ff, d_model)
+
+    def forward(
+        self, x: Tensor, memory: Tensor, memory_mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Return ``(output, self-attention weights, cross-attention weights)``.
+
+        Shapes: ``x`` (batch, tgt, d_model), ``memory`` (batch, src, d_model),
+        ``memory_mask`` boolean (True = may attend) broadcastable to (batch, heads,
+        tgt, src), e.g. a `padding_mask` of the source; weights (batch, heads, tgt,
+        tgt) and (batch, heads, tgt, src).
+        """
+        for name, t in (("x", x), ("memory", memory)):
+            check_float_tensor(t, name)
+            if t.dim() != 3 or t.shape[-1] != self.d_model:
+                raise ValueError(
+                    f"{name} must have shape (batch, seq, {self.d_model}), "
+                    f"got {tuple(t.shape)}"
+                )
+        h = self.norm1(x)
+        causal = causal_mask(x.shape[1]).to(x.device)
+        attended, self_weights = self.self_attention(h, h, h, mask=causal)
+        x = x + attended
+        attended, cross_weights = self.cross_attention(
+            self.norm2(x), memory, memory, mask=memory_mask
+        )
+        x = x + attended
+        x = x + self.linear2(F.relu(self.linear1(self.norm3(x))))
+        return x, self_weights, cross_weights
+
+
+class TransformerTranslator(nn.Module):
+    """A small Transformer encoder-decoder (Vaswani et al., 2017).
+
+    The source goes through a `TransformerEncoder` whose attention ignores the
+    padding; the target prefix through token embeddings (scaled by
+    ``sqrt(d_model)``), sinusoidal positions, a stack of `TransformerDecoderBlock`
+    and a final layer normalisation; a linear head gives the next-character
+    logits. ``position`` is the encoder's positional scheme (one of
+    `companion.models.POSITIONS`); the decoder always uses sinusoidal positions.
+    Part 6, chapter 2.
+    """
+
+    def __init__(
+        self,
+        source_vocab: int = len(SOURCE_VOCAB),
+        target_vocab: int = len(TARGET_VOCAB),
+        d_model: int = 64,
+        num_heads: int = 4,
+        num_layers: int = 2,
+        d_ff: int = 128,
+        position: str = "sinusoidal",
+    ):
+        super().__init__()
+        check_positive_int(target_vocab, "target_vocab")
+        self.d_model, self.target_vocab = d_model, target_vocab
+        self.encoder = TransformerEncoder(
+            source_vocab, d_model, num_heads, num_layers, d_ff, position=position
+        )
+        self.embedding = nn.Embedding(target_vocab, d_model)
+        nn.init.normal_(self.embedding.weight, std=d_model**-0.5)
+        self.blocks = nn.ModuleList(
+            TransformerDecoderBlock(d_model, num_heads, d_ff) for _ in range(num_layers)
+        )
+        self.norm = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, target_vocab)
+
+    def encode(self, source: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """Encoder states (batch, seq, d_model) and the source padding mask
+        (batch, 1, 1, seq) of the padded ``source`` tokens (batch, seq) with true
+        ``lengths`` (batch,)."""
+        _check_tokens(source, self.encoder.vocab_size, "source")
+        lengths = _check_lengths(lengths, source)
+        mask = padding_mask(lengths, source.shape[1]).to(source.device)
+        memory, _ = self.encoder(source, mask)
+        return memory, mask
+
+    def decode(
+        self, target_in: Tensor, memory: Tensor, mask: Tensor
+    ) -> tuple[Tensor, list[Tensor]]:
+        """Logits (batch, steps, target_vocab) for the decoder input ``target_in``
+        (batch, steps), given the output of `encode`, and each layer's
+        cross-attention weights (batch, heads, steps, seq)."""
+        _check_tokens(target_in, self.target_vocab, "target_in", memory.shape[0])
+        x = self.embedding(target_in) * math.sqrt(self.d_model)
+        x = x + sinusoidal_encoding(target_in.shape[1], self.d_model).to(x)
+        cross = []
+        for block in self.blocks:
+            x, _, weights = block(x, memory, mask)
+            cross.append(weights)
+        return self.head(self.norm(x)), cross
+
+    def forward(
+        self, source: Tensor, lengths: Tensor, target_in: Tensor
+    ) -> tuple[Tensor, list[Tensor]]:
+        """`decode` after `encode`: logits (batch, steps, target_vocab) for the
+        decoder input ``target_in`` (teacher forcing) and the cross-attention
+        weights of every layer."""
+        return self.decode(target_in, *self.encode(source, lengths))
+
+
+@torch.no_grad()
+def greedy_decode(
+    model: nn.Module, source: Tensor, lengths: Tensor, steps: int = TARGET_LENGTH
+) -> tuple[Tensor, Tensor | None]:
+    """Decode greedily: start from `BOS` and append the most likely next character,
+    ``steps`` times.
+
+    Each step runs the decoder over the whole prefix: simple, and cheap for eleven
+    steps (a production decoder would keep the recurrent state, or the keys and
+    values, of the earlier steps). Works with `GRUTranslator` and
+    `TransformerTranslator`. Returns the token ids (batch, steps) and the
+    attention weights over the source (batch, steps, seq): the additive attention
+    of a `GRUTranslator` (None without attention), the last layer's
+    cross-attention averaged over the heads for a `TransformerTranslator`.
+    Part 6, chapter 2.
+    """
+    if not isinstance(model, (GRUTranslator, TransformerTranslator)):
+        raise ValueError(
+            "model must be a GRUTranslator or a TransformerTranslator, got "
+            f"{type(model).__name__}"
+        )
+    check_positive_int(steps, "steps")
+    was_training = model.training
+    model.eval()
+    try:
+        encoded = model.encode(source, lengths)
+        prefix = torch.full((source.shape[0], 1), BOS, device=source.device)
+        for _ in range(steps):
+            logits, weights = model.decode(prefix, *encoded)
+            prefix = torch.cat([prefix, logits[:, -1:].argmax(-1)], dim=1)
+    finally:
+        model.train(was_training)
+    if isinstance(model, TransformerTranslator):
+        weights = weights[-1].mean(dim=1)
+    return prefix[:, 1:], weights
+
+
+def sequence_loss(model: nn.Module, pairs: list[tuple[str, str]]) -> Tensor:
+    """Mean cross-entropy of the next target character under teacher forcing,
+    ``-1/T sum_i log p(y_i | y_<i, x)`` averaged over the pairs (Part 6,
+    chapter 2)."""
+    source, lengths = encode_source([s for s, _ in pairs])
+    target_in, target_out = encode_target([t for _, t in pairs])
+    logits, _ = model(source, lengths, target_in)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target_out.reshape(-1))
+
+
+def exact_match(predictions: list[str], references: list[str]) -> Tensor:
+    """1.0 where a prediction equals its reference string exactly, else 0.0
+    (shape (n,)); the mean is the exact-match accuracy."""
+    if len(predictions) != len(references) or not predictions:
+        raise ValueError(
+            f"need as many predictions as references (at least one), got "
+            f"{len(predictions)} and {len(references)}"
+        )
+    return torch.tensor(
+        [float(p == r) for p, r in zip(predictions, references, strict=True)]
+    )
