@@ -13,12 +13,16 @@ VENDOR := _vendor
 NOTEBOOKS := $(sort $(wildcard notebooks/*/*.ipynb))
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
-.PHONY: help book test lint unit nbval strict-book execute lab serve clean
+.PHONY: help book test lint unit nbval strict-book browser browser-deps execute \
+        execution-times lab serve clean
 
 help:
 	@echo "make book     build the HTML book into _build/html"
-	@echo "make test     lint, unit tests, re-run every notebook (nbval), strict book build"
+	@echo "make test     lint, unit tests, re-run every notebook (nbval), strict book build,"
+	@echo "              then every page checked in a real browser (make browser)"
 	@echo "make execute  re-execute notebooks in place (NB=path/to.ipynb for one)"
+	@echo "make browser  open every page of the built book in headless Chromium and check it"
+	@echo "make execution-times  re-time every notebook, one at a time, for the appendix"
 	@echo "make lab      open JupyterLab on the notebooks"
 	@echo "make serve    serve the built book on http://localhost:8000"
 	@echo "make clean    remove build outputs (keeps .venv)"
@@ -44,19 +48,43 @@ book: $(STAMP) $(VENDOR)/.stamp
 	$(BIN)/jupyter-book build . --builder html
 	@echo "Open _build/html/index.html, or run 'make serve' (diagrams need a local server)."
 
-test: lint unit nbval strict-book
+# In this order (browser reads what strict-book built; do not use make -j here).
+test: lint unit nbval strict-book browser
 
 lint: $(STAMP)
-	$(BIN)/ruff check companion tests notebooks
+	$(BIN)/ruff check companion tests notebooks browser book/_ext
 
 unit: $(STAMP)
 	$(BIN)/pytest tests
 
+# notebooks/conftest.py records each notebook's run time in _build/execution_times.json.
 nbval: $(STAMP)
 	$(BIN)/pytest $(NBVAL) -n 2 --dist loadfile notebooks
 
 strict-book: $(STAMP) $(VENDOR)/.stamp
 	$(BIN)/jupyter-book build . --builder html --all -W -n --keep-going
+
+# The reader's view: serve _build/html on localhost, open every page in headless
+# Chromium (Debian's chromium and chromium-driver) and check math, figures, diagrams,
+# the console and that no request leaves the machine. Screenshots: _build/screenshots/.
+browser: $(STAMP) browser-deps
+	$(BIN)/pytest browser
+
+# Installs Debian's chromium and chromium-driver when either is missing (needs root
+# or sudo, and apt); does nothing when both are there.
+browser-deps:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	    sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    $$sudo apt-get install -y chromium chromium-driver \
+	    || { $$sudo apt-get update && \
+	         $$sudo apt-get install -y chromium chromium-driver; }; \
+	fi
+
+# Re-time every notebook alone (no parallel workers) into the committed fallback
+# of the "Execution statistics" appendix.
+execution-times: $(STAMP)
+	$(BIN)/pytest $(NBVAL) notebooks --execution-times book/appendix/execution_times.json
 
 execute: $(STAMP)
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
