@@ -19,7 +19,12 @@ from companion.positional import (
     alibi_bias,
     sinusoidal_encoding,
 )
-from companion.validation import check_float_tensor, check_mask, check_positive_int
+from companion.validation import (
+    check_float_tensor,
+    check_mask,
+    check_positive_int,
+    check_token_ids,
+)
 
 #: Where position enters: nowhere, the input (sinusoidal, learned), the attention
 #: logits (alibi, t5) or the queries and keys (rope).
@@ -157,21 +162,7 @@ class TransformerEncoder(nn.Module):
     ) -> tuple[Tensor, list[Tensor]]:
         """Return ``(hidden states, attention weights of every layer)`` for integer
         ``tokens`` of shape (batch, seq)."""
-        if (
-            not isinstance(tokens, Tensor)
-            or tokens.dim() != 2
-            or tokens.is_floating_point()
-            or tokens.dtype == torch.bool
-            or tokens.shape[1] == 0
-        ):
-            raise ValueError(
-                "tokens must be an integer tensor of shape (batch, seq) with seq >= 1"
-            )
-        if tokens.min() < 0 or tokens.max() >= self.vocab_size:
-            raise ValueError(
-                f"tokens must lie in [0, {self.vocab_size}), got values from "
-                f"{int(tokens.min())} to {int(tokens.max())}"
-            )
+        check_token_ids(tokens, self.vocab_size)
         x = self.embedding(tokens) * math.sqrt(self.d_model)
         seq = tokens.shape[1]
         if self.position == "sinusoidal":

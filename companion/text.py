@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from companion.validation import check_positive_int
+from companion.validation import check_positive_int, check_token_ids
 
 #: Token ids reserved in every `Vocabulary`: padding and unknown words.
 PAD, UNK = 0, 1
@@ -122,18 +122,7 @@ def bag_of_words(tokens: Tensor, vocab_size: int) -> Tensor:
     Shapes: ``tokens`` (batch, seq) integer; result (batch, vocab_size) float32.
     """
     check_positive_int(vocab_size, "vocab_size")
-    if (
-        not isinstance(tokens, Tensor)
-        or tokens.dim() != 2
-        or tokens.is_floating_point()
-        or tokens.dtype == torch.bool
-    ):
-        raise ValueError("tokens must be an integer tensor of shape (batch, seq)")
-    if tokens.numel() and (tokens.min() < 0 or tokens.max() >= vocab_size):
-        raise ValueError(
-            f"tokens must lie in [0, {vocab_size}), got values from "
-            f"{int(tokens.min())} to {int(tokens.max())}"
-        )
+    check_token_ids(tokens, vocab_size)
     counts = torch.zeros(tokens.shape[0], vocab_size)
     counts.scatter_add_(1, tokens, torch.ones(tokens.shape))
     counts[:, PAD] = 0

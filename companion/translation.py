@@ -28,7 +28,11 @@ from companion.attention import (
 )
 from companion.models import TransformerEncoder
 from companion.positional import sinusoidal_encoding
-from companion.validation import check_float_tensor, check_positive_int
+from companion.validation import (
+    check_float_tensor,
+    check_positive_int,
+    check_token_ids,
+)
 
 #: Names of the formats `format_date` knows, from the shortest to the longest.
 FORMATS = (
@@ -202,16 +206,7 @@ def decode_target(ids: Tensor) -> list[str]:
 def _check_tokens(
     tokens: object, vocab_size: int, name: str, batch: int | None = None
 ) -> None:
-    if (
-        not isinstance(tokens, Tensor)
-        or tokens.dim() != 2
-        or tokens.is_floating_point()
-        or tokens.dtype == torch.bool
-        or tokens.shape[1] == 0
-    ):
-        raise ValueError(f"{name} must be an integer tensor of shape (batch, seq)")
-    if tokens.min() < 0 or tokens.max() >= vocab_size:
-        raise ValueError(f"{name} must lie in [0, {vocab_size})")
+    check_token_ids(tokens, vocab_size, name)
     if batch is not None and tokens.shape[0] != batch:
         raise ValueError(f"source and {name} must have the same batch size")
 

@@ -27,6 +27,26 @@ def check_positive_number(value: object, name: str) -> None:
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
 
 
+def check_token_ids(tokens: object, vocab_size: int, name: str = "tokens") -> None:
+    """Raise unless `tokens` is an integer tensor of shape (batch, seq), seq >= 1,
+    holding ids in ``[0, vocab_size)``."""
+    if (
+        not isinstance(tokens, Tensor)
+        or tokens.dim() != 2
+        or tokens.is_floating_point()
+        or tokens.dtype == torch.bool
+        or tokens.shape[1] == 0
+    ):
+        raise ValueError(
+            f"{name} must be an integer tensor of shape (batch, seq) with seq >= 1"
+        )
+    if tokens.min() < 0 or tokens.max() >= vocab_size:
+        raise ValueError(
+            f"{name} must lie in [0, {vocab_size}), got values from "
+            f"{int(tokens.min())} to {int(tokens.max())}"
+        )
+
+
 def check_float_tensor(x: object, name: str) -> None:
     """Raise unless `x` is a floating-point ``torch.Tensor``."""
     if not isinstance(x, Tensor):
