@@ -12,9 +12,9 @@ Modules, by idea:
 - ``companion.models``: the Transformer block, encoder, classifier and language
   model, with the positional scheme as one argument.
 - ``companion.training``: seeding and a small training loop.
-- ``companion.text``, ``companion.translation``, ``companion.vision``,
-  ``companion.recommendation``: data generators, models and metrics of Part 6's
-  applications.
+- ``companion.tasks``: the applications of Part 6 (``text``, ``translation``,
+  ``vision``, ``recommendation``): data generators, models and metrics, built on
+  the core modules above.
 - ``companion.measure``: time and memory measurements.
 - ``companion.validation``: input checks with clear error messages.
 - ``companion.data``: small data sets the course generates.

@@ -15,21 +15,29 @@ True = may attend, as in ``torch.nn.functional.scaled_dot_product_attention``.
 """
 
 import math
+from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from companion.positional import apply_rope
-from companion.softmax import softmax
+from companion.softmax import accumulation_dtype, softmax
 from companion.validation import (
-    check_broadcasts,
+    check_attention,
+    check_backward_inputs,
+    check_divisible,
+    check_finite,
     check_float_tensor,
+    check_kernel_inputs,
+    check_lengths,
     check_mask,
-    check_ndim,
+    check_module_input,
+    check_pooling_inputs,
     check_positive_int,
     check_positive_number,
-    check_qkv,
     check_same_dtype,
+    check_sequence,
+    check_sizes,
 )
 
 
@@ -58,20 +66,9 @@ def gaussian_scores(
 
     Shapes: ``queries`` (m,), ``keys`` (n,); the result is (m, n).
     """
-    for name, t in (("queries", queries), ("keys", keys)):
-        check_float_tensor(t, name)
-        check_ndim(t, (1,), name)
-    width = torch.as_tensor(width, dtype=queries.dtype)
-    if width.dim() != 0 or not (0 < width.item() < math.inf):
-        raise ValueError(
-            f"width must be one positive finite number, got {width.tolist()!r}"
-        )
+    check_kernel_inputs(queries, keys, width)
     scores = -0.5 * ((queries[:, None] - keys[None, :]) / width) ** 2
-    if torch.isinf(scores).any():
-        raise ValueError(
-            f"width={width.item():g} is too small for {queries.dtype}: the scores "
-            "overflow; use a larger width or float64"
-        )
+    check_finite(scores, f"the scores for width={float(width):g} in {queries.dtype}")
     return scores
 
 
@@ -89,20 +86,7 @@ def attention_pooling(
     (m, n).
     Returns ``(output, weights)``: output (m,) or (m, d), weights (m, n).
     """
-    check_float_tensor(scores, "scores")
-    check_ndim(scores, (2,), "scores")
-    check_float_tensor(values, "values")
-    check_ndim(values, (1, 2), "values")
-    if values.dtype != scores.dtype:
-        raise ValueError(
-            f"scores and values must have the same dtype, "
-            f"got {scores.dtype} and {values.dtype}"
-        )
-    if values.shape[0] != scores.shape[1]:
-        raise ValueError(
-            f"values has {values.shape[0]} rows but scores has {scores.shape[1]} keys "
-            f"(scores {tuple(scores.shape)}, values {tuple(values.shape)})"
-        )
+    check_pooling_inputs(scores, values)
     weights = masked_softmax(scores, mask)
     return weights @ values, weights
 
@@ -134,8 +118,7 @@ class KernelRegression(nn.Module):
 
     def __init__(self, width: float = 1.0):
         super().__init__()
-        if not (isinstance(width, (int, float)) and 0 < width < math.inf):
-            raise ValueError(f"width must be a positive finite number, got {width!r}")
+        check_positive_number(width, "width")
         self.log_width = nn.Parameter(torch.tensor(math.log(width)))
 
     @property
@@ -151,49 +134,35 @@ class KernelRegression(nn.Module):
         return nadaraya_watson(queries, keys, values, width, mask)
 
 
-def causal_mask(n: int) -> Tensor:
+def causal_mask(n: int, device: torch.device | str | None = None) -> Tensor:
     """Boolean ``(n, n)`` mask for autoregressive attention: query ``i`` may attend
     to keys ``j <= i`` (lower triangle True; Vaswani et al., 2017, section 3.2.3;
-    Part 2, chapter 3). True = may attend.
+    Part 2, chapter 3). True = may attend. Made on ``device`` (default: the CPU,
+    or PyTorch's default device).
     """
-    if not (isinstance(n, int) and n > 0):
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    return torch.ones(n, n, dtype=torch.bool).tril()
+    check_positive_int(n, "n")
+    return torch.ones(n, n, dtype=torch.bool, device=device).tril()
 
 
-def padding_mask(lengths: Tensor | list[int], max_len: int) -> Tensor:
+def padding_mask(
+    lengths: Tensor | list[int], max_len: int, device: torch.device | str | None = None
+) -> Tensor:
     """Boolean mask that hides the padding of sequences of different lengths.
 
     Sequence ``b`` has ``lengths[b]`` real tokens followed by padding; key ``j`` may
     be attended to iff ``j < lengths[b]`` (Part 2, chapter 3). True = may attend.
 
-    Shapes: ``lengths`` (batch,); the result is (batch, 1, 1, max_len), which
+    Shapes: ``lengths`` (batch,), a tensor (the mask is made on its device) or a
+    list (made on ``device``); the result is (batch, 1, 1, max_len), which
     broadcasts to the scores' (batch, heads, q_len, max_len).
     """
-    lengths = torch.as_tensor(lengths)
-    if (
-        lengths.dim() != 1
-        or lengths.dtype.is_floating_point
-        or lengths.dtype == torch.bool
-    ):
-        raise ValueError(
-            f"lengths must be a 1-D tensor of integers, got shape "
-            f"{tuple(lengths.shape)} and dtype {lengths.dtype}"
-        )
-    if not (isinstance(max_len, int) and max_len > 0):
-        raise ValueError(f"max_len must be a positive integer, got {max_len!r}")
-    if (lengths < 0).any() or (lengths > max_len).any():
-        raise ValueError(f"lengths must lie in [0, {max_len}], got {lengths.tolist()}")
+    if isinstance(lengths, list | tuple):
+        lengths = torch.tensor(lengths, dtype=torch.int64, device=device)
+    check_lengths(lengths, max_len, lowest=0)
     keep = torch.arange(max_len, device=lengths.device) < lengths[:, None]
     return keep[:, None, None, :]
 
 
-def _resolve_scale(scale: float | None, d_k: int) -> float:
-    """``1 / sqrt(d_k)`` by default; otherwise a positive finite number."""
-    if scale is None:
-        return 1.0 / math.sqrt(d_k)
-    check_positive_number(scale, "scale")
-    return float(scale)
 
 
 def scaled_dot_product_attention(
@@ -217,15 +186,36 @@ def scaled_dot_product_attention(
     d_v); ``mask`` and ``bias`` broadcast to (..., q_len, k_len). Returns
     ``(output, weights)``: output (..., q_len, d_v), weights (..., q_len, k_len).
     """
-    check_qkv(q, k, v)
-    scale = _resolve_scale(scale, q.shape[-1])
-    scores = (q @ k.transpose(-2, -1)) * scale
+    scale = check_attention(q, k, v, mask, bias, scale)
+    scores = (q * scale) @ k.transpose(-2, -1)  # scaled first: no float16 overflow
     if bias is not None:
-        check_float_tensor(bias, "bias")
-        check_broadcasts(bias, tuple(scores.shape), "bias")
         scores = scores + bias
-    weights = masked_softmax(scores, mask)
+    weights = softmax(scores if mask is None else scores.masked_fill(~mask, -math.inf))
     return weights @ v, weights
+
+
+def fused_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None = None,
+    bias: Tensor | None = None,
+    scale: float | None = None,
+) -> Tensor:
+    """`scaled_dot_product_attention` in one call to PyTorch's fused kernel
+    ``torch.nn.functional.scaled_dot_product_attention`` (FlashAttention or
+    memory-efficient attention where the device has them; Part 5, chapter 4).
+
+    The same ``softmax(Q K^T / sqrt(d_k) + B) V`` with the same arguments, but it
+    returns the output only: the weights are never stored, which is what makes
+    it fast and light. A query with no allowed key gets a zero output, as in
+    `scaled_dot_product_attention`.
+    """
+    scale = check_attention(q, k, v, mask, bias, scale)
+    if bias is not None and mask is not None:  # one additive mask: -inf where hidden
+        bias, mask = bias.masked_fill(~mask, -math.inf), None
+    attn_mask = mask if bias is None else bias
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=scale)
 
 
 def attention_backward(
@@ -256,21 +246,8 @@ def attention_backward(
     their leading axes; ``grad_out`` has the output's shape. Returns
     ``(dq, dk, dv)`` with the shapes of ``q``, ``k``, ``v``.
     """
-    check_qkv(q, k, v)
-    if not (q.shape[:-2] == k.shape[:-2] == v.shape[:-2]):
-        raise ValueError(
-            f"q, k and v must have identical leading axes, got q {tuple(q.shape)}, "
-            f"k {tuple(k.shape)}, v {tuple(v.shape)}"
-        )
-    check_float_tensor(grad_out, "grad_out")
-    check_same_dtype({"q": q, "grad_out": grad_out})
-    expected = (*q.shape[:-1], v.shape[-1])
-    if tuple(grad_out.shape) != expected:
-        raise ValueError(
-            f"grad_out must have the output's shape {expected}, "
-            f"got {tuple(grad_out.shape)}"
-        )
-    scale = _resolve_scale(scale, q.shape[-1])
+    check_backward_inputs(q, k, v, grad_out)
+    scale = check_attention(q, k, v, mask, bias, scale)
     _, p = scaled_dot_product_attention(q, k, v, mask=mask, bias=bias, scale=scale)
     dv = p.transpose(-2, -1) @ grad_out
     dp = grad_out @ v.transpose(-2, -1)
@@ -292,12 +269,7 @@ class AdditiveAttention(nn.Module):
 
     def __init__(self, query_dim: int, key_dim: int, hidden_dim: int):
         super().__init__()
-        for name, value in (
-            ("query_dim", query_dim),
-            ("key_dim", key_dim),
-            ("hidden_dim", hidden_dim),
-        ):
-            check_positive_int(value, name)
+        check_sizes(query_dim=query_dim, key_dim=key_dim, hidden_dim=hidden_dim)
         self.w_q = nn.Linear(query_dim, hidden_dim, bias=False)
         self.w_k = nn.Linear(key_dim, hidden_dim, bias=False)
         self.v = nn.Linear(hidden_dim, 1, bias=False)
@@ -311,6 +283,16 @@ class AdditiveAttention(nn.Module):
         ``values`` (..., k_len, d_v), ``mask`` broadcastable to (..., q_len, k_len).
         Result: context (..., q_len, d_v), weights (..., q_len, k_len).
         """
+        self.check_inputs(query, keys, values)
+        hidden = self.w_q(query).unsqueeze(-2) + self.w_k(keys).unsqueeze(-3)
+        scores = self.v(torch.tanh(hidden)).squeeze(-1)  # (..., q_len, k_len)
+        weights = masked_softmax(scores, mask)
+        return weights @ values, weights
+
+    def check_inputs(self, query: object, keys: object, values: object) -> None:
+        """Raise unless ``query`` (..., q_len, query_dim), ``keys`` (..., k_len,
+        key_dim) and ``values`` (..., k_len, d_v) are finite tensors of the
+        weights' dtype."""
         for name, t, dim in (
             ("query", query, self.w_q.in_features),
             ("keys", keys, self.w_k.in_features),
@@ -320,17 +302,16 @@ class AdditiveAttention(nn.Module):
                 raise ValueError(
                     f"{name} must have shape (..., seq, {dim}), got {tuple(t.shape)}"
                 )
+            check_module_input(t, self.w_q.weight, name)
+            check_finite(t, name)
         check_float_tensor(values, "values")
-        check_same_dtype({"query": query, "keys": keys, "values": values})
+        check_same_dtype(query=query, keys=keys, values=values)
         if values.dim() < 2 or values.shape[-2] != keys.shape[-2]:
             raise ValueError(
                 f"values must have shape (..., {keys.shape[-2]}, d_v) to match keys "
                 f"{tuple(keys.shape)}, got {tuple(values.shape)}"
             )
-        hidden = self.w_q(query).unsqueeze(-2) + self.w_k(keys).unsqueeze(-3)
-        scores = self.v(torch.tanh(hidden)).squeeze(-1)  # (..., q_len, k_len)
-        weights = masked_softmax(scores, mask)
-        return weights @ values, weights
+        check_finite(values, "values")
 
 
 class MultiHeadAttention(nn.Module):
@@ -355,36 +336,15 @@ class MultiHeadAttention(nn.Module):
     ):
         super().__init__()
         num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
-        for name, value in (
-            ("d_model", d_model),
-            ("num_heads", num_heads),
-            ("num_kv_heads", num_kv_heads),
-        ):
-            check_positive_int(value, name)
-        if d_model % num_heads:
-            raise ValueError(
-                f"d_model={d_model} is not divisible by num_heads={num_heads}"
-            )
-        if num_heads % num_kv_heads:
-            raise ValueError(
-                f"num_heads={num_heads} is not divisible by num_kv_heads={num_kv_heads}"
-            )
-        self.d_model, self.num_heads, self.num_kv_heads = (
-            d_model,
-            num_heads,
-            num_kv_heads,
-        )
-        self.head_dim = d_model // num_heads
-        kv_dim = num_kv_heads * self.head_dim
+        check_sizes(d_model=d_model, num_heads=num_heads, num_kv_heads=num_kv_heads)
+        check_divisible(d_model, num_heads, "d_model", "num_heads")
+        check_divisible(num_heads, num_kv_heads, "num_heads", "num_kv_heads")
+        self.d_model, self.num_heads = d_model, num_heads
+        self.num_kv_heads, self.head_dim = num_kv_heads, d_model // num_heads
         self.q_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.k_proj = nn.Linear(d_model, kv_dim, bias=bias)
-        self.v_proj = nn.Linear(d_model, kv_dim, bias=bias)
+        self.k_proj = nn.Linear(d_model, num_kv_heads * self.head_dim, bias=bias)
+        self.v_proj = nn.Linear(d_model, num_kv_heads * self.head_dim, bias=bias)
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
-
-    def _split_heads(self, x: Tensor, heads: int) -> Tensor:
-        """(batch, seq, heads * head_dim) -> (batch, heads, seq, head_dim)."""
-        batch, seq, _ = x.shape
-        return x.view(batch, seq, heads, self.head_dim).transpose(1, 2)
 
     def forward(
         self,
@@ -393,64 +353,65 @@ class MultiHeadAttention(nn.Module):
         value: Tensor,
         mask: Tensor | None = None,
         bias: Tensor | None = None,
-        rope: bool = False,
-        rope_scale: float = 1.0,
-    ) -> tuple[Tensor, Tensor]:
-        """Return ``(output, weights)``.
+        rotate: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None,
+        need_weights: bool = True,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Return ``(output, weights)``; ``weights`` is None when ``need_weights``
+        is False, and then PyTorch's fused kernel computes the same output.
 
         Shapes: ``query`` (batch, q_len, d_model); ``key`` and ``value`` (batch,
         k_len, d_model); ``mask`` boolean, True = may attend, of shape (q_len,
         k_len) or broadcastable 4-D (batch, num_heads, q_len, k_len), e.g. a
         `padding_mask`. (A 3-D mask is refused: broadcasting would read its first
         axis as heads, not batch.) ``bias`` is added to the scores (ALiBi, T5;
-        broadcastable to (batch, num_heads, q_len, k_len)). With ``rope`` the
-        queries and keys of every head are rotated (`apply_rope`), the queries
-        taken to be the last ``q_len`` of the ``k_len`` positions (Part 5,
-        chapter 1), every position multiplied by ``rope_scale`` (position
-        interpolation, Chen et al., 2023, uses train length / test length; Part 5,
-        chapter 3). Result: output (batch, q_len, d_model), weights (batch,
-        num_heads, q_len, k_len).
+        broadcastable to (batch, num_heads, q_len, k_len)). ``rotate`` maps the
+        queries and keys of every head, (batch, heads, len, head_dim), to new ones
+        before the scores: RoPE (`companion.positional.rope_queries_and_keys`).
+        Result: output (batch, q_len, d_model), weights (batch, num_heads, q_len,
+        k_len).
         """
+        self.check_inputs(query, key, value, mask)
+        batch, q_len, _ = query.shape
+        q = self.split_heads(self.q_proj(query))  # (batch, heads, q_len, head_dim)
+        k = self.split_heads(self.k_proj(key))  # (batch, kv_heads, k_len, head_dim)
+        v = self.split_heads(self.v_proj(value))  # (batch, kv_heads, k_len, head_dim)
+        if rotate is not None:
+            q, k = rotate(q, k)
+        group = self.num_heads // self.num_kv_heads  # query heads per key/value head
+        k = k.repeat_interleave(group, dim=1)  # (batch, heads, k_len, head_dim)
+        v = v.repeat_interleave(group, dim=1)
+        if need_weights:  # the formula, step by step: softmax(Q K^T / sqrt(d) + B) V
+            out, weights = scaled_dot_product_attention(q, k, v, mask, bias)
+        else:  # the same in one fused kernel, the weights never stored
+            out, weights = fused_attention(q, k, v, mask, bias), None
+        out = out.transpose(1, 2).reshape(batch, q_len, self.d_model)  # merge heads
+        return self.out_proj(out), weights
+
+    def split_heads(self, x: Tensor) -> Tensor:
+        """(batch, seq, heads * head_dim) -> (batch, heads, seq, head_dim)."""
+        batch, seq, width = x.shape
+        return x.view(batch, seq, width // self.head_dim, self.head_dim).transpose(1, 2)
+
+    def check_inputs(
+        self, query: object, key: object, value: object, mask: object
+    ) -> None:
+        """Raise unless ``query``, ``key``, ``value`` are finite (batch, seq,
+        d_model) tensors of the weights' dtype, sharing the batch size (key and
+        value the length too), and ``mask`` is None, 2-D or 4-D."""
         for name, t in (("query", query), ("key", key), ("value", value)):
-            check_float_tensor(t, name)
-            if t.dim() != 3 or t.shape[-1] != self.d_model:
-                raise ValueError(
-                    f"{name} must have shape (batch, seq, {self.d_model}), "
-                    f"got {tuple(t.shape)}"
-                )
+            check_sequence(t, self.d_model, name)
+            check_module_input(t, self.q_proj.weight, name)
         if key.shape[:2] != value.shape[:2] or key.shape[0] != query.shape[0]:
             raise ValueError(
                 "query, key and value must share the batch size, and key and value "
                 f"the length; got query {tuple(query.shape)}, key {tuple(key.shape)}, "
                 f"value {tuple(value.shape)}"
             )
-        if mask is not None and isinstance(mask, Tensor) and mask.dim() not in (2, 4):
+        if isinstance(mask, Tensor) and mask.dim() not in (2, 4):
             raise ValueError(
                 f"mask must have 2 axes (q_len, k_len) or 4 (batch, heads, q_len, "
                 f"k_len), got shape {tuple(mask.shape)}"
             )
-        q = self._split_heads(self.q_proj(query), self.num_heads)
-        k = self._split_heads(self.k_proj(key), self.num_kv_heads)
-        v = self._split_heads(self.v_proj(value), self.num_kv_heads)
-        group = self.num_heads // self.num_kv_heads
-        if group > 1:  # each key/value head serves `group` consecutive query heads
-            k = k.repeat_interleave(group, dim=1)
-            v = v.repeat_interleave(group, dim=1)
-        if rope:
-            check_positive_number(rope_scale, "rope_scale")
-            k_len, q_len = k.shape[-2], q.shape[-2]
-            if q_len > k_len:
-                raise ValueError(
-                    f"with rope, the {q_len} queries must be the last of the "
-                    f"{k_len} key positions; got more queries than keys"
-                )
-            positions = torch.arange(k_len, device=q.device) * rope_scale
-            q = apply_rope(q, positions[k_len - q_len :])
-            k = apply_rope(k, positions)
-        out, weights = scaled_dot_product_attention(q, k, v, mask=mask, bias=bias)
-        batch, _, q_len, _ = out.shape
-        out = out.transpose(1, 2).reshape(batch, q_len, self.d_model)
-        return self.out_proj(out), weights
 
 
 def chunked_attention(
@@ -480,24 +441,20 @@ def chunked_attention(
     Shapes: as `scaled_dot_product_attention`; returns the output only,
     (..., q_len, d_v).
     """
-    check_qkv(q, k, v)
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        if not torch.isfinite(t).all():
-            raise ValueError(f"{name} contains NaN or infinite values")
+    q = q * check_attention(q, k, v, mask, None, scale)  # scale once, not per block
     check_positive_int(chunk_size, "chunk_size")
-    q = q * _resolve_scale(scale, q.shape[-1])  # scale once, not every block
     lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     q_len, k_len = q.shape[-2], k.shape[-2]
     if mask is not None:
-        check_mask(mask, (*lead, q_len, k_len))
         mask = torch.broadcast_to(mask, (*lead, q_len, k_len))  # a view, no copy
+    wide = accumulation_dtype(q.dtype)  # running sums in float32 for half inputs
     output = torch.empty((*lead, q_len, v.shape[-1]), dtype=q.dtype, device=q.device)
     for q_start in range(0, q_len, chunk_size):
         q_block = q[..., q_start : q_start + chunk_size, :]
         rows = q_block.shape[-2]
         m = torch.full((*lead, rows, 1), -math.inf, dtype=q.dtype, device=q.device)
-        total = torch.zeros((*lead, rows, 1), dtype=q.dtype, device=q.device)
-        acc = torch.zeros((*lead, rows, v.shape[-1]), dtype=q.dtype, device=q.device)
+        total = torch.zeros((*lead, rows, 1), dtype=wide, device=q.device)
+        acc = torch.zeros((*lead, rows, v.shape[-1]), dtype=wide, device=q.device)
         for k_start in range(0, k_len, chunk_size):
             k_block = k[..., k_start : k_start + chunk_size, :]
             v_block = v[..., k_start : k_start + chunk_size, :]
@@ -509,12 +466,12 @@ def chunked_attention(
                 scores = scores.masked_fill(~block, -math.inf)
             m_new = torch.maximum(m, scores.amax(dim=-1, keepdim=True))
             # a row masked so far has m_new = -inf; use 0 there to avoid -inf - -inf
-            safe = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)
+            safe = torch.where(m_new == -math.inf, 0.0, m_new)
             p = torch.exp(scores - safe)  # masked scores: exp(-inf) = 0
             correction = torch.exp(m - safe)  # exp(-inf) = 0 on the first block
-            total = total * correction + p.sum(dim=-1, keepdim=True)
-            acc = acc * correction + p @ v_block
+            total = total * correction + p.sum(dim=-1, keepdim=True, dtype=wide)
+            acc = acc * correction + (p @ v_block).to(wide)
             m = m_new
-        normaliser = torch.where(total == 0, torch.ones_like(total), total)
-        output[..., q_start : q_start + rows, :] = acc / normaliser
+        block_output = acc / total.clamp_min(torch.finfo(wide).tiny)  # masked rows: 0
+        output[..., q_start : q_start + rows, :] = block_output.to(q.dtype)
     return output

@@ -1,39 +1,51 @@
 """Small Transformers assembled from the course's parts (Part 5 onwards).
 
 `TransformerBlock` is a pre-norm encoder (or, with ``causal``, decoder-only)
-block; `TransformerEncoder` adds token embeddings and a positional scheme chosen
-by one argument; `TransformerClassifier` and `TransformerLanguageModel` put a
-head on top.
+block and `TransformerDecoderBlock` adds cross-attention over an encoder's
+states; `TransformerEncoder` adds token embeddings and a positional scheme chosen
+by one argument (a name from `companion.positional.SCHEMES`);
+`TransformerClassifier` and `TransformerLanguageModel` put a head on top.
+
+Every layer computes attention with PyTorch's fused kernel unless the caller asks
+for the attention weights (``need_weights=True``), which the manual formula of
+`companion.attention.scaled_dot_product_attention` returns.
 """
 
 import math
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from companion.attention import MultiHeadAttention, causal_mask, padding_mask
+from companion.attention import (
+    MultiHeadAttention,
+    causal_mask,
+    padding_mask,
+)
 from companion.positional import (
+    SCHEMES,
     LearnedPositionalEmbedding,
     RelativePositionBias,
     alibi_bias,
+    rope_queries_and_keys,
     sinusoidal_encoding,
 )
 from companion.validation import (
-    check_float_tensor,
+    check_choice,
+    check_lengths,
     check_mask,
-    check_positive_int,
+    check_module_input,
+    check_positive_number,
+    check_sequence,
+    check_sizes,
     check_token_ids,
 )
 
-#: Where position enters: nowhere, the input (sinusoidal, learned), the attention
-#: logits (alibi, t5) or the queries and keys (rope).
-POSITIONS = ("none", "sinusoidal", "learned", "rope", "alibi", "t5")
-
-
-def _check_position(position: str) -> None:
-    if position not in POSITIONS:
-        raise ValueError(f"position must be one of {POSITIONS}, got {position!r}")
+#: The positional schemes a sequence model takes (`companion.positional.SCHEMES`
+#: without the 2-D one): where position enters is nowhere, the input
+#: (sinusoidal, learned), the queries and keys (rope) or the scores (alibi, t5).
+POSITIONS = tuple(name for name in SCHEMES if name != "sinusoidal_2d")
 
 
 class TransformerBlock(nn.Module):
@@ -43,13 +55,11 @@ class TransformerBlock(nn.Module):
     self-attention and a position-wise feed-forward network
     ``W_2 relu(W_1 x + b_1) + b_2``, each with a residual connection; the layer
     normalisation comes first ("pre-norm", as ``nn.TransformerEncoderLayer`` with
-    ``norm_first=True``). The block handles the positional schemes that act
+    ``norm_first=True``). The block applies the positional schemes that act
     inside attention: ``rope`` rotates queries and keys, ``alibi`` and ``t5`` add
-    a bias to the logits (here each block has its own T5 table; T5 shares one
+    a bias to the scores (here each block has its own T5 table; T5 shares one
     across layers). ``sinusoidal`` and ``learned`` act on the input, in
-    `TransformerEncoder` (Part 5, chapter 1). The attribute ``rope_scale``
-    (default 1) multiplies RoPE's positions: position interpolation (Part 5,
-    chapter 3).
+    `TransformerEncoder` (Part 5, chapter 1).
     """
 
     def __init__(
@@ -61,10 +71,9 @@ class TransformerBlock(nn.Module):
         causal: bool = False,
     ):
         super().__init__()
-        _check_position(position)
-        check_positive_int(d_ff, "d_ff")
+        check_choice(position, POSITIONS, "position")
+        check_sizes(d_ff=d_ff)
         self.position, self.causal = position, causal
-        self.rope_scale = 1.0
         self.norm1 = nn.LayerNorm(d_model)
         self.attention = MultiHeadAttention(d_model, num_heads)
         self.norm2 = nn.LayerNorm(d_model)
@@ -76,43 +85,136 @@ class TransformerBlock(nn.Module):
             else None
         )
 
-    def position_bias(self, seq: int) -> Tensor | None:
-        """This block's additive logit bias, (heads, seq, seq), or None."""
-        if self.position == "alibi":
-            return alibi_bias(self.attention.num_heads, seq, seq)
-        if self.position == "t5":
-            return self.t5_bias(seq, seq)
-        return None
-
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        position_scale: float = 1.0,
+        need_weights: bool = True,
+    ) -> tuple[Tensor, Tensor | None]:
         """Return ``(output, attention weights)`` for ``x`` of shape (batch, seq,
-        d_model); ``mask`` (True = may attend) is combined with the causal mask."""
-        check_float_tensor(x, "x")
-        if x.dim() != 3 or x.shape[-1] != self.norm1.normalized_shape[0]:
-            raise ValueError(
-                f"x must have shape (batch, seq, {self.norm1.normalized_shape[0]}), "
-                f"got {tuple(x.shape)}"
-            )
-        seq = x.shape[1]
-        if mask is not None:
-            check_mask(mask, (x.shape[0], self.attention.num_heads, seq, seq))
-        if self.causal:
-            causal = causal_mask(seq).to(x.device)
-            mask = causal if mask is None else mask & causal
-        bias = self.position_bias(seq)
+        d_model); the weights (batch, heads, seq, seq) are None when
+        ``need_weights`` is False (then attention runs in PyTorch's fused
+        kernel). ``mask`` (True = may attend) is combined with the causal mask.
+        ``position_scale`` multiplies RoPE's positions (position interpolation,
+        Part 5, chapter 3)."""
+        self.check_inputs(x, mask)
         h = self.norm1(x)
         attended, weights = self.attention(
             h,
             h,
             h,
-            mask=mask,
-            bias=None if bias is None else bias.to(device=x.device, dtype=x.dtype),
-            rope=self.position == "rope",
-            rope_scale=self.rope_scale,
+            mask=self.full_mask(mask, x.shape[1], x.device),
+            need_weights=need_weights,
+            **self.position_arguments(x.shape[1], x.shape[1], x, position_scale),
         )
         x = x + attended
-        x = x + self.linear2(F.relu(self.linear1(self.norm2(x))))
-        return x, weights
+        return x + self.feed_forward(self.norm2(x)), weights
+
+    def feed_forward(self, x: Tensor) -> Tensor:
+        """The position-wise network ``W_2 relu(W_1 x + b_1) + b_2`` (Vaswani et
+        al., 2017, eq. 2)."""
+        return self.linear2(F.relu(self.linear1(x)))
+
+    def position_arguments(
+        self, q_len: int, k_len: int, like: Tensor, scale: float
+    ) -> dict[str, object]:
+        """What this block's positional scheme gives attention: a ``rotate`` of
+        the queries and keys (rope), a ``bias`` of the scores (alibi, t5; (heads,
+        q_len, k_len) on ``like``'s device and dtype), or nothing."""
+        check_positive_number(scale, "position_scale")
+        if self.position != "rope" and scale != 1:
+            raise ValueError(
+                f"position_scale applies to RoPE only, not {self.position}"
+            )
+        if self.position == "rope":
+            return {"rotate": partial(rope_queries_and_keys, scale=scale)}
+        if self.position == "alibi":
+            heads = self.attention.num_heads
+            return {"bias": alibi_bias(heads, q_len, k_len, like.device, like.dtype)}
+        if self.position == "t5":
+            return {"bias": self.t5_bias(q_len, k_len).to(like.dtype)}
+        return {}
+
+    def full_mask(self, mask: Tensor | None, seq: int, device: torch.device) -> Tensor:
+        """``mask`` and, in a causal block, the causal mask, made on ``device``:
+        (seq, seq) or (batch, heads, seq, seq); None when nothing is masked."""
+        if not self.causal:
+            return mask
+        causal = causal_mask(seq, device)
+        return causal if mask is None else mask & causal
+
+    def check_inputs(self, x: object, mask: object) -> None:
+        """Raise unless ``x`` is a finite (batch, seq, d_model) tensor of the
+        weights' dtype and ``mask`` None or a boolean mask of its scores."""
+        check_sequence(x, self.attention.d_model)
+        check_module_input(x, self.linear1.weight)
+        if mask is not None:
+            batch, seq, _ = x.shape
+            check_mask(mask, (batch, self.attention.num_heads, seq, seq))
+
+
+class TransformerDecoderBlock(TransformerBlock):
+    """A pre-norm Transformer decoder block: causal self-attention, cross-attention
+    over the encoder states, a feed-forward network, each ``x + Sublayer(LN(x))``.
+
+    The sublayers of Vaswani et al. (2017, section 3.1): the self-attention is
+    masked so that position ``i`` sees only positions ``<= i``; in the
+    cross-attention the queries come from the decoder and the keys and values
+    from the encoder ("memory"). The paper normalises after each residual
+    addition; like `TransformerBlock`, whose self-attention, feed-forward network
+    and positional schemes this block inherits, it normalises before. Part 6,
+    chapter 2.
+    """
+
+    def __init__(self, d_model: int, num_heads: int, d_ff: int, position: str = "none"):
+        super().__init__(d_model, num_heads, d_ff, position, causal=True)
+        self.norm_cross = nn.LayerNorm(d_model)
+        self.cross_attention = MultiHeadAttention(d_model, num_heads)
+
+    def forward(
+        self,
+        x: Tensor,
+        memory: Tensor,
+        memory_mask: Tensor | None = None,
+        need_weights: bool = True,
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Return ``(output, self-attention weights, cross-attention weights)``.
+
+        Shapes: ``x`` (batch, tgt, d_model), ``memory`` (batch, src, d_model),
+        ``memory_mask`` boolean (True = may attend) broadcastable to (batch, heads,
+        tgt, src), e.g. a `padding_mask` of the source; weights (batch, heads, tgt,
+        tgt) and (batch, heads, tgt, src), or None when ``need_weights`` is False.
+        """
+        self.check_inputs(x, None)
+        check_sequence(memory, self.attention.d_model, "memory")
+        h = self.norm1(x)
+        seq = x.shape[1]
+        attended, self_weights = self.attention(
+            h,
+            h,
+            h,
+            mask=self.full_mask(None, seq, x.device),
+            need_weights=need_weights,
+            **self.position_arguments(seq, seq, x, 1.0),
+        )
+        x = x + attended
+        h = self.norm_cross(x)
+        attended, cross_weights = self.cross_attention(
+            h, memory, memory, mask=memory_mask, need_weights=need_weights
+        )
+        x = x + attended
+        return x + self.feed_forward(self.norm2(x)), self_weights, cross_weights
+
+
+def token_embedding(vocab_size: int, d_model: int) -> nn.Embedding:
+    """Token embeddings with standard deviation ``d_model^-1/2``, so that after the
+    ``sqrt(d_model)`` scaling of Vaswani et al. (section 3.4) the entries have unit
+    variance, like the sinusoids' (as in fairseq's Transformer)."""
+    check_sizes(vocab_size=vocab_size, d_model=d_model)
+    embedding = nn.Embedding(vocab_size, d_model)
+    nn.init.normal_(embedding.weight, std=d_model**-0.5)
+    return embedding
 
 
 class TransformerEncoder(nn.Module):
@@ -120,7 +222,10 @@ class TransformerEncoder(nn.Module):
     the positional scheme ``position``, a stack of `TransformerBlock` and a final
     layer normalisation, which a pre-norm stack needs because its residual stream
     is never normalised otherwise (Part 5). ``max_len`` is the size of the learned
-    position table (``position="learned"`` only)."""
+    position table (``position="learned"`` only). With ``cross_attention`` the
+    blocks are causal `TransformerDecoderBlock`: the decoder of an
+    encoder-decoder, which calls `embed`, its ``blocks`` and ``norm`` with the
+    encoder's states (``companion.tasks.translation.TransformerTranslator``)."""
 
     def __init__(
         self,
@@ -132,48 +237,58 @@ class TransformerEncoder(nn.Module):
         position: str = "sinusoidal",
         max_len: int = 512,
         causal: bool = False,
+        cross_attention: bool = False,
     ):
         super().__init__()
-        _check_position(position)
-        for name, value in (
-            ("vocab_size", vocab_size),
-            ("num_layers", num_layers),
-            ("max_len", max_len),
-        ):
-            check_positive_int(value, name)
+        check_choice(position, POSITIONS, "position")
+        check_sizes(num_layers=num_layers, max_len=max_len)
         self.vocab_size, self.position, self.d_model = vocab_size, position, d_model
-        self.embedding = nn.Embedding(vocab_size, d_model)
-        # standard deviation d^-1/2, so that after the sqrt(d) scaling the entries
-        # have unit variance, like the sinusoids' (as in fairseq's Transformer)
-        nn.init.normal_(self.embedding.weight, std=d_model**-0.5)
+        self.embedding = token_embedding(vocab_size, d_model)
         self.learned = (
             LearnedPositionalEmbedding(max_len, d_model)
             if position == "learned"
             else None
         )
         self.blocks = nn.ModuleList(
-            TransformerBlock(d_model, num_heads, d_ff, position, causal)
+            TransformerDecoderBlock(d_model, num_heads, d_ff, position)
+            if cross_attention
+            else TransformerBlock(d_model, num_heads, d_ff, position, causal)
             for _ in range(num_layers)
         )
         self.norm = nn.LayerNorm(d_model)
 
     def forward(
-        self, tokens: Tensor, mask: Tensor | None = None
-    ) -> tuple[Tensor, list[Tensor]]:
+        self,
+        tokens: Tensor,
+        mask: Tensor | None = None,
+        position_scale: float = 1.0,
+        need_weights: bool = True,
+    ) -> tuple[Tensor, list[Tensor | None]]:
         """Return ``(hidden states, attention weights of every layer)`` for integer
-        ``tokens`` of shape (batch, seq)."""
+        ``tokens`` of shape (batch, seq); the weights are None when
+        ``need_weights`` is False (the models' heads ask for none, so that they
+        train with the fused kernel). ``position_scale`` multiplies RoPE's
+        positions (position interpolation, Part 5, chapter 3)."""
+        x = self.embed(tokens)
+        weights = []
+        for block in self.blocks:
+            x, w = block(x, mask, position_scale, need_weights)
+            weights.append(w)
+        return self.norm(x), weights
+
+    def embed(self, tokens: Tensor) -> Tensor:
+        """``sqrt(d_model) E[tokens]`` plus the positions of a scheme that acts on
+        the embeddings: (batch, seq, d_model)."""
         check_token_ids(tokens, self.vocab_size)
         x = self.embedding(tokens) * math.sqrt(self.d_model)
         seq = tokens.shape[1]
         if self.position == "sinusoidal":
-            x = x + sinusoidal_encoding(seq, self.d_model).to(x.device, x.dtype)
+            x = x + sinusoidal_encoding(
+                seq, self.d_model, device=x.device, dtype=x.dtype
+            )
         elif self.position == "learned":
             x = x + self.learned(seq)
-        weights = []
-        for block in self.blocks:
-            x, w = block(x, mask)
-            weights.append(w)
-        return self.norm(x), weights
+        return x
 
 
 class TransformerClassifier(nn.Module):
@@ -182,7 +297,7 @@ class TransformerClassifier(nn.Module):
 
     def __init__(self, vocab_size: int, num_classes: int, **encoder_options):
         super().__init__()
-        check_positive_int(num_classes, "num_classes")
+        check_sizes(num_classes=num_classes)
         self.encoder = TransformerEncoder(vocab_size, **encoder_options)
         self.head = nn.Linear(self.encoder.d_model, num_classes)
 
@@ -194,19 +309,13 @@ class TransformerClassifier(nn.Module):
         average runs over the real tokens only, so the padding cannot change the
         answer."""
         if lengths is None:
-            hidden, _ = self.encoder(tokens)
+            hidden, _ = self.encoder(tokens, need_weights=False)
             return self.head(hidden.mean(dim=1))
-        if not isinstance(tokens, Tensor) or tokens.dim() != 2:
-            raise ValueError("tokens must be a tensor of shape (batch, seq)")
-        lengths = torch.as_tensor(lengths, device=tokens.device)
-        if lengths.shape != tokens.shape[:1] or (lengths < 1).any():
-            raise ValueError(
-                f"lengths must have shape ({tokens.shape[0]},) with every entry >= 1, "
-                f"got {lengths.tolist()}"
-            )
-        keep = padding_mask(lengths, tokens.shape[1])
-        hidden, _ = self.encoder(tokens, keep)
-        real = keep[:, 0, 0, :, None].to(hidden.dtype)
+        check_token_ids(tokens, self.encoder.vocab_size)
+        check_lengths(lengths, tokens.shape[1])
+        keep = padding_mask(lengths, tokens.shape[1])  # (batch, 1, 1, seq)
+        hidden, _ = self.encoder(tokens, keep, need_weights=False)
+        real = keep[:, 0, 0, :, None].to(hidden.dtype)  # (batch, seq, 1)
         return self.head((hidden * real).sum(dim=1) / real.sum(dim=1))
 
 
@@ -221,7 +330,8 @@ class TransformerLanguageModel(nn.Module):
         self.encoder = TransformerEncoder(vocab_size, causal=True, **encoder_options)
         self.head = nn.Linear(self.encoder.d_model, vocab_size)
 
-    def forward(self, tokens: Tensor) -> Tensor:
-        """Next-token logits of shape (batch, seq, vocab_size)."""
-        hidden, _ = self.encoder(tokens)
+    def forward(self, tokens: Tensor, position_scale: float = 1.0) -> Tensor:
+        """Next-token logits of shape (batch, seq, vocab_size); ``position_scale``
+        as in `TransformerEncoder` (train length / test length interpolates)."""
+        hidden, _ = self.encoder(tokens, None, position_scale, need_weights=False)
         return self.head(hidden)

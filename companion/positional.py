@@ -8,6 +8,9 @@ Three places where position can enter:
   `RelativePositionBias` with `t5_relative_position_bucket` (Raffel et al., 2020),
   `alibi_bias` (Press et al., 2022);
 - the queries and keys: `apply_rope` (Su et al., RoFormer).
+
+`SCHEMES` names them all, with where each acts; the models of Parts 5 and 6 take
+one of these names.
 """
 
 import math
@@ -15,29 +18,50 @@ import math
 import torch
 from torch import Tensor, nn
 
-from companion.validation import check_float_tensor, check_positive_int
+from companion.validation import (
+    check_bucket_sizes,
+    check_encoding_sizes,
+    check_ids,
+    check_index_tensor,
+    check_positive_int,
+    check_positive_number,
+    check_relative_inputs,
+    check_rope_inputs,
+    check_sizes,
+)
+
+#: The positional schemes of the course and where each one acts (Part 4,
+#: chapter 3): on the input embeddings, on the queries and keys, or on the
+#: attention scores; "none" adds no position at all.
+SCHEMES = {
+    "none": "nowhere",
+    "sinusoidal": "embeddings",
+    "sinusoidal_2d": "embeddings",
+    "learned": "embeddings",
+    "rope": "queries and keys",
+    "alibi": "scores",
+    "t5": "scores",
+}
 
 
-def _relative_positions(q_len: int, k_len: int) -> Tensor:
+def _relative_positions(
+    q_len: int, k_len: int, device: torch.device | str | None = None
+) -> Tensor:
     """``j - i`` for the queries at the last ``q_len`` of ``k_len`` positions (as
-    when decoding with a cache): a (q_len, k_len) integer tensor."""
-    check_positive_int(q_len, "q_len")
-    check_positive_int(k_len, "k_len")
+    when decoding with a cache): a (q_len, k_len) integer tensor on ``device``."""
+    check_sizes(q_len=q_len, k_len=k_len)
     if q_len > k_len:
         raise ValueError(f"q_len={q_len} cannot exceed k_len={k_len}")
-    query_position = torch.arange(k_len - q_len, k_len)
-    return torch.arange(k_len)[None, :] - query_position[:, None]
-
-
-def _check_base(base: object) -> None:
-    if isinstance(base, bool) or not (
-        isinstance(base, (int, float)) and 1 < base < math.inf
-    ):
-        raise ValueError(f"base must be a finite number greater than 1, got {base!r}")
+    key_position = torch.arange(k_len, device=device)
+    return key_position[None, :] - key_position[k_len - q_len :, None]
 
 
 def sinusoidal_encoding(
-    num_positions: int, d_model: int, base: float = 10000.0
+    num_positions: int,
+    d_model: int,
+    base: float = 10000.0,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """The sinusoidal position encoding of the Transformer, one row per position.
 
@@ -46,25 +70,24 @@ def sinusoidal_encoding(
     for ``i = 0 .. d/2 - 1``. No parameters; the wavelengths ``2 pi base^(2i/d)``
     grow geometrically from ``2 pi`` (Part 4, chapter 2).
 
-    Returns a float32 tensor of shape (num_positions, d_model); ``d_model`` must be
-    even.
+    Returns a tensor of shape (num_positions, d_model), computed in float64 and
+    given ``dtype`` (default float32) on ``device``; ``d_model`` must be even.
     """
-    check_positive_int(num_positions, "num_positions")
-    check_positive_int(d_model, "d_model")
-    if d_model % 2:
-        raise ValueError(f"d_model must be even (sin/cos pairs), got {d_model}")
-    _check_base(base)
-    position = torch.arange(num_positions, dtype=torch.float64)[:, None]
-    frequency = base ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
-    angle = position * frequency  # (num_positions, d_model / 2)
-    encoding = torch.empty(num_positions, d_model, dtype=torch.float64)
-    encoding[:, 0::2] = torch.sin(angle)
-    encoding[:, 1::2] = torch.cos(angle)
-    return encoding.to(torch.float32)
+    check_encoding_sizes(d_model, 2, base, num_positions=num_positions)
+    position = torch.arange(num_positions, dtype=torch.float64, device=device)
+    i = torch.arange(0, d_model, 2, dtype=torch.float64, device=device)  # 2i
+    angle = position[:, None] * base ** (-i / d_model)  # (num_positions, d_model / 2)
+    encoding = torch.stack([torch.sin(angle), torch.cos(angle)], dim=-1)  # pairs
+    return encoding.reshape(num_positions, d_model).to(dtype)
 
 
 def sinusoidal_encoding_2d(
-    height: int, width: int, d_model: int, base: float = 10000.0
+    height: int,
+    width: int,
+    d_model: int,
+    base: float = 10000.0,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """A 2-D sinusoidal encoding for a grid of image patches, in raster order.
 
@@ -72,19 +95,14 @@ def sinusoidal_encoding_2d(
     row, the last ``d_model / 2`` that of the column, so that shifting a patch
     along either axis is a rotation of the corresponding half (Part 4, chapter 4).
 
-    Returns a float32 tensor of shape (height * width, d_model), row ``r * width +
-    c`` for the patch in row ``r``, column ``c``; ``d_model`` must be a multiple of 4.
+    Returns a tensor of shape (height * width, d_model) (``dtype``, on ``device``),
+    row ``r * width + c`` for the patch in row ``r``, column ``c``; ``d_model``
+    must be a multiple of 4.
     """
-    check_positive_int(height, "height")
-    check_positive_int(width, "width")
-    check_positive_int(d_model, "d_model")
-    if d_model % 4:
-        raise ValueError(
-            f"d_model must be a multiple of 4 (two sin/cos halves), got {d_model}"
-        )
+    check_encoding_sizes(d_model, 4, base, height=height, width=width)
     half = d_model // 2
-    rows = sinusoidal_encoding(height, half, base)
-    columns = sinusoidal_encoding(width, half, base)
+    rows = sinusoidal_encoding(height, half, base, device, dtype)
+    columns = sinusoidal_encoding(width, half, base, device, dtype)
     grid_rows = rows[:, None, :].expand(height, width, half)
     grid_columns = columns[None, :, :].expand(height, width, half)
     return torch.cat([grid_rows, grid_columns], dim=-1).reshape(height * width, d_model)
@@ -99,31 +117,18 @@ class LearnedPositionalEmbedding(nn.Module):
 
     def __init__(self, max_len: int, d_model: int):
         super().__init__()
-        check_positive_int(max_len, "max_len")
-        check_positive_int(d_model, "d_model")
+        check_sizes(max_len=max_len, d_model=d_model)
         self.max_len = max_len
         self.embedding = nn.Embedding(max_len, d_model)
 
     def forward(self, positions: Tensor | int) -> Tensor:
         """Embeddings of ``positions`` (an integer tensor), or of ``0 .. n-1`` for an
         integer ``n``; the result has shape ``(*positions.shape, d_model)``."""
-        if isinstance(positions, int) and not isinstance(positions, bool):
-            check_positive_int(positions, "the sequence length")
+        if not isinstance(positions, Tensor):
+            check_positive_int(positions, "positions (a sequence length)")
             positions = torch.arange(positions, device=self.embedding.weight.device)
-        if (
-            not isinstance(positions, Tensor)
-            or positions.is_floating_point()
-            or positions.dtype == torch.bool
-        ):
-            raise ValueError("positions must be an integer tensor or a sequence length")
-        if positions.numel() and (
-            positions.min() < 0 or positions.max() >= self.max_len
-        ):
-            raise ValueError(
-                f"positions must lie in [0, {self.max_len}): a learned embedding "
-                f"has no vector beyond; got range "
-                f"[{int(positions.min())}, {int(positions.max())}]"
-            )
+        check_index_tensor(positions, "positions")
+        check_ids(positions, self.max_len, "positions (a learned table has no more)")
         return self.embedding(positions)
 
 
@@ -143,22 +148,11 @@ def apply_rope(
     float (fractional positions allow position interpolation), default
     ``0 .. seq-1``. The result has the shape and dtype of ``x``.
     """
-    check_float_tensor(x, "x")
-    if x.dim() < 2:
-        raise ValueError(f"x must have shape (..., seq, d), got {tuple(x.shape)}")
-    seq, d = x.shape[-2], x.shape[-1]
-    if d % 2:
-        raise ValueError(f"the last axis must have even size (pairs), got {d}")
-    _check_base(base)
+    seq, d = check_rope_inputs(x, positions, base)
     if positions is None:
         positions = torch.arange(seq, device=x.device)
-    if not isinstance(positions, Tensor) or positions.shape != (seq,):
-        shape = tuple(positions.shape) if isinstance(positions, Tensor) else positions
-        raise ValueError(f"positions must be a tensor of shape ({seq},), got {shape}")
-    if positions.dtype == torch.bool or not torch.isfinite(positions.double()).all():
-        raise ValueError("positions must be finite integers or floats, not booleans")
     theta = base ** (-torch.arange(0, d, 2, dtype=torch.float64, device=x.device) / d)
-    angle = positions.to(device=x.device, dtype=torch.float64)[:, None] * theta
+    angle = positions.to(torch.float64)[:, None] * theta  # (seq, d / 2): p theta_i
     cos, sin = torch.cos(angle).to(x.dtype), torch.sin(angle).to(x.dtype)
     even, odd = x[..., 0::2], x[..., 1::2]
     rotated = torch.empty_like(x)
@@ -167,7 +161,34 @@ def apply_rope(
     return rotated
 
 
-def alibi_slopes(num_heads: int) -> Tensor:
+def rope_queries_and_keys(
+    q: Tensor, k: Tensor, scale: float = 1.0, base: float = 10000.0
+) -> tuple[Tensor, Tensor]:
+    """RoPE where a Transformer uses it: on the queries and keys of every head.
+
+    The keys sit at positions ``0 .. k_len-1`` and the queries at the last
+    ``q_len`` of them (as when decoding with a cache); every position is
+    multiplied by ``scale``: position interpolation (Chen et al., 2023) uses
+    train length / test length (Part 5, chapter 3). Pass it (or a
+    ``functools.partial`` of it) as ``rotate`` to
+    `companion.attention.MultiHeadAttention`.
+
+    Shapes: ``q`` (..., q_len, d), ``k`` (..., k_len, d), ``q_len <= k_len``;
+    the results have the same shapes.
+    """
+    check_positive_number(scale, "scale")
+    q_len, k_len = q.shape[-2], k.shape[-2]
+    if q_len > k_len:
+        raise ValueError(
+            f"the {q_len} queries must be the last of the {k_len} key positions"
+        )
+    positions = torch.arange(k_len, device=k.device) * scale
+    return apply_rope(q, positions[k_len - q_len :], base), apply_rope(
+        k, positions, base
+    )
+
+
+def alibi_slopes(num_heads: int, device: torch.device | str | None = None) -> Tensor:
     """The head-specific slopes of ALiBi (Press, Smith & Lewis, 2022, section 3).
 
     For ``n`` heads, ``n`` a power of two, the slopes are the geometric sequence
@@ -187,10 +208,16 @@ def alibi_slopes(num_heads: int) -> Tensor:
         closest = 2 ** math.floor(math.log2(num_heads))
         extra = alibi_slopes(2 * closest).tolist()[0::2][: num_heads - closest]
         slopes = power_of_two(closest) + extra
-    return torch.tensor(slopes, dtype=torch.float64)
+    return torch.tensor(slopes, dtype=torch.float64, device=device)
 
 
-def alibi_bias(num_heads: int, q_len: int, k_len: int) -> Tensor:
+def alibi_bias(
+    num_heads: int,
+    q_len: int,
+    k_len: int,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
     """ALiBi's additive attention bias: ``-m_h |i - j|`` for query ``i``, key ``j``.
 
     Press et al. (2022, eq. in section 3) add ``m_h (j - i)`` to the (already scaled)
@@ -199,12 +226,13 @@ def alibi_bias(num_heads: int, q_len: int, k_len: int) -> Tensor:
     a cache). For keys after the query, which a causal mask removes anyway, the
     same symmetric penalty is used (Part 4, chapter 3).
 
-    Returns a float32 tensor of shape (num_heads, q_len, k_len); pass it as the
-    ``bias`` of `companion.attention.scaled_dot_product_attention`.
+    Returns a tensor of shape (num_heads, q_len, k_len) (``dtype``, default
+    float32, on ``device``); pass it as the ``bias`` of
+    `companion.attention.scaled_dot_product_attention`.
     """
-    slopes = alibi_slopes(num_heads)
-    distance = _relative_positions(q_len, k_len).abs().to(torch.float64)
-    return (0.0 - slopes[:, None, None] * distance).to(torch.float32)  # no -0.0
+    slopes = alibi_slopes(num_heads, device)
+    distance = _relative_positions(q_len, k_len, device).abs().to(torch.float64)
+    return (0.0 - slopes[:, None, None] * distance).to(dtype)  # 0.0 - : no -0.0
 
 
 def t5_relative_position_bucket(
@@ -224,21 +252,10 @@ def t5_relative_position_bucket(
     Shapes: ``relative_position`` integer tensor of any shape; the result has the
     same shape, values in ``[0, num_buckets)``.
     """
-    if (
-        not isinstance(relative_position, Tensor)
-        or relative_position.is_floating_point()
-        or relative_position.dtype == torch.bool
-    ):
-        raise ValueError("relative_position must be an integer tensor")
-    check_positive_int(num_buckets, "num_buckets")
-    check_positive_int(max_distance, "max_distance")
+    check_index_tensor(relative_position, "relative_position")
+    check_bucket_sizes(bidirectional, num_buckets, max_distance)
     buckets = num_buckets // 2 if bidirectional else num_buckets
     max_exact = buckets // 2
-    if max_exact < 1 or max_distance <= max_exact:
-        raise ValueError(
-            f"need max_distance > exact range, got num_buckets={num_buckets}, "
-            f"max_distance={max_distance}"
-        )
     n = -relative_position.long()  # query index - key index
     result = torch.zeros_like(n)
     if bidirectional:
@@ -269,19 +286,17 @@ class RelativePositionBias(nn.Module):
     ):
         super().__init__()
         check_positive_int(num_heads, "num_heads")
+        check_bucket_sizes(bidirectional, num_buckets, max_distance)
         self.bidirectional, self.num_buckets = bidirectional, num_buckets
         self.max_distance = max_distance
-        t5_relative_position_bucket(
-            torch.zeros(1, dtype=torch.long), bidirectional, num_buckets, max_distance
-        )  # validates the sizes
         self.bias = nn.Embedding(num_buckets, num_heads)
 
     def forward(self, q_len: int, k_len: int) -> Tensor:
         """The bias, of shape (num_heads, q_len, k_len); the queries are the last
         ``q_len`` of the ``k_len`` positions."""
-        relative = _relative_positions(q_len, k_len)
+        relative = _relative_positions(q_len, k_len, self.bias.weight.device)
         buckets = t5_relative_position_bucket(
-            relative.to(self.bias.weight.device),
+            relative,
             self.bidirectional,
             self.num_buckets,
             self.max_distance,
@@ -298,19 +313,16 @@ class ShawRelativeEmbedding(nn.Module):
 
     def __init__(self, max_distance: int, dim: int):
         super().__init__()
-        check_positive_int(max_distance, "max_distance")
-        check_positive_int(dim, "dim")
+        check_sizes(max_distance=max_distance, dim=dim)
         self.max_distance = max_distance
         self.embedding = nn.Embedding(2 * max_distance + 1, dim)
 
     def forward(self, q_len: int, k_len: int) -> Tensor:
         """The embeddings ``a_ij``, of shape (q_len, k_len, dim); the queries are
         the last ``q_len`` of the ``k_len`` positions."""
-        relative = _relative_positions(q_len, k_len)
+        relative = _relative_positions(q_len, k_len, self.embedding.weight.device)
         clipped = relative.clamp(-self.max_distance, self.max_distance)
-        return self.embedding(
-            clipped.to(self.embedding.weight.device) + self.max_distance
-        )
+        return self.embedding(clipped + self.max_distance)
 
 
 def relative_scores(q: Tensor, k: Tensor, relative: Tensor) -> Tensor:
@@ -320,15 +332,7 @@ def relative_scores(q: Tensor, k: Tensor, relative: Tensor) -> Tensor:
     d) from `ShawRelativeEmbedding`; the result is (..., q_len, k_len), to be
     softmaxed over the keys (Part 4, chapter 3).
     """
-    for name, t in (("q", q), ("k", k), ("relative", relative)):
-        check_float_tensor(t, name)
-    expected = (q.shape[-2], k.shape[-2], q.shape[-1])
-    if k.shape[-1] != q.shape[-1] or tuple(relative.shape) != expected:
-        raise ValueError(
-            "need q (..., q_len, d), k (..., k_len, d), relative (q_len, k_len, d); "
-            f"got q {tuple(q.shape)}, k {tuple(k.shape)}, "
-            f"relative {tuple(relative.shape)}"
-        )
+    check_relative_inputs(q, k, relative)
     content = q @ k.transpose(-2, -1)
     position = torch.einsum("...qd,qkd->...qk", q, relative)
     return (content + position) / math.sqrt(q.shape[-1])

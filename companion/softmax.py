@@ -4,36 +4,33 @@ Chapter 1 uses `softmax` to turn attention scores into weights; Part 3 studies
 these functions in detail. The name "softmax" is Bridle's (1990).
 """
 
-import numbers
+import math
 
 import torch
 from torch import Tensor
 
-from companion.validation import check_dim, check_float_tensor
+from companion.validation import (
+    check_classification,
+    check_fraction,
+    check_positive_int,
+    check_positive_number,
+    check_probabilities,
+    check_scores,
+)
 
 
-def _check_input(x: Tensor, dim: int, name: str = "x") -> None:
-    check_float_tensor(x, name)
-    check_dim(x, dim, name)
-    if x.shape[dim] == 0:
-        raise ValueError(
-            f"{name} has no entries along dim={dim} (shape {tuple(x.shape)})"
-        )
-    if torch.isnan(x).any() or torch.isposinf(x).any():
-        raise ValueError(
-            f"{name} contains NaN or +inf; softmax of such a row is undefined"
-        )
+def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32 for float16 and bfloat16, whose sums of many terms overflow or lose
+    precision (65,520 terms of 1 already exceed float16's largest number); the
+    dtype itself otherwise. What PyTorch's own softmax does on every device."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
-def _check_positive_number(value: object, name: str, dtype: torch.dtype) -> None:
-    """Raise unless ``value`` is a positive real number that stays positive and
-    finite in ``dtype`` (1e-50 rounds to 0 in float32, 1e39 to inf)."""
-    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not (is_number and 0 < value < float("inf")):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    as_dtype = torch.tensor(float(value), dtype=dtype)
-    if as_dtype == 0 or torch.isinf(as_dtype):
-        raise ValueError(f"{name}={value!r} is not representable in {dtype}")
+def _row_max(x: Tensor, dim: int) -> Tensor:
+    """``max_j x_j`` along `dim` (kept), with 0 for rows of all ``-inf``, so that
+    ``x - max`` is never ``-inf - (-inf) = NaN``."""
+    m = x.amax(dim=dim, keepdim=True)
+    return torch.where(m == -math.inf, 0.0, m)
 
 
 def logsumexp(x: Tensor, dim: int = -1) -> Tensor:
@@ -46,10 +43,12 @@ def logsumexp(x: Tensor, dim: int = -1) -> Tensor:
 
     Shapes: ``x`` of any shape; the result drops axis ``dim``.
     """
-    _check_input(x, dim)
-    m = x.amax(dim=dim, keepdim=True)
-    m = torch.where(torch.isinf(m), torch.zeros_like(m), m)  # all -inf rows
-    return (m + torch.log(torch.exp(x - m).sum(dim=dim, keepdim=True))).squeeze(dim)
+    check_scores(x, dim)
+    m = _row_max(x, dim)
+    total = torch.exp(x - m).sum(
+        dim=dim, keepdim=True, dtype=accumulation_dtype(x.dtype)
+    )
+    return (m + torch.log(total)).squeeze(dim).to(x.dtype)
 
 
 def softmax(x: Tensor, dim: int = -1, temperature: float = 1.0) -> Tensor:
@@ -69,13 +68,11 @@ def softmax(x: Tensor, dim: int = -1, temperature: float = 1.0) -> Tensor:
 
     Shapes: ``x`` of any shape; the result has the same shape.
     """
-    _check_input(x, dim)
-    _check_positive_number(temperature, "temperature", x.dtype)
-    m = x.amax(dim=dim, keepdim=True)
-    m = torch.where(torch.isinf(m), torch.zeros_like(m), m)  # all -inf rows
-    e = torch.exp((x - m) / temperature)
-    total = e.sum(dim=dim, keepdim=True)
-    return e / torch.where(total == 0, torch.ones_like(total), total)
+    check_scores(x, dim)
+    check_positive_number(temperature, "temperature", x.dtype)
+    e = torch.exp((x - _row_max(x, dim)) / temperature)
+    total = e.sum(dim=dim, keepdim=True, dtype=accumulation_dtype(x.dtype))
+    return (e / total.clamp_min(torch.finfo(total.dtype).tiny)).to(x.dtype)
 
 
 def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
@@ -88,8 +85,7 @@ def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
     Shapes: ``x`` of any shape; the result has the same shape.
     """
     lse = logsumexp(x, dim).unsqueeze(dim)
-    lse = torch.where(torch.isinf(lse), torch.zeros_like(lse), lse)  # all -inf rows
-    return x - lse
+    return x - torch.where(lse == -math.inf, 0.0, lse)  # all -inf rows stay -inf
 
 
 def softmax_jacobian(p: Tensor) -> Tensor:
@@ -101,14 +97,7 @@ def softmax_jacobian(p: Tensor) -> Tensor:
     Shapes: ``p`` (..., n), probability vectors along the last axis; the result
     is (..., n, n).
     """
-    check_float_tensor(p, "p")
-    check_dim(p, -1, "p")
-    total = p.sum(dim=-1)
-    if (p < 0).any() or not torch.allclose(total, torch.ones_like(total), atol=1e-4):
-        raise ValueError(
-            "p must hold probability vectors along its last axis (non-negative, "
-            "summing to one), e.g. the output of softmax"
-        )
+    check_probabilities(p)
     return torch.diag_embed(p) - p.unsqueeze(-1) * p.unsqueeze(-2)
 
 
@@ -126,27 +115,13 @@ def cross_entropy(
     Shapes: ``logits`` (N, K); ``target`` (N,) integers in ``[0, K)``; the result
     is a scalar.
     """
-    check_float_tensor(logits, "logits")
-    if logits.dim() != 2:
-        raise ValueError(f"logits must have shape (N, K), got {tuple(logits.shape)}")
-    if not isinstance(target, Tensor) or target.dtype not in (torch.int32, torch.int64):
-        raise ValueError("target must be a tensor of integer class indices")
-    n, k = logits.shape
-    if target.shape != (n,):
-        raise ValueError(
-            f"target must have shape ({n},) to match logits {tuple(logits.shape)}, "
-            f"got {tuple(target.shape)}"
-        )
-    if n and ((target < 0).any() or (target >= k).any()):
-        raise ValueError(f"target values must lie in [0, {k}), got {target.tolist()}")
-    if isinstance(label_smoothing, bool) or not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"label_smoothing must lie in [0, 1], got {label_smoothing!r}")
+    check_classification(logits, target)
+    check_fraction(label_smoothing, "label_smoothing")
     log_p = log_softmax(logits, dim=-1)
-    y = torch.full_like(log_p, label_smoothing / k)
-    on_target = torch.full((n, 1), 1 - label_smoothing, dtype=log_p.dtype)
+    y = torch.full_like(log_p, label_smoothing / logits.shape[-1])  # eps / K ...
+    on_target = torch.full_like(log_p[:, :1], 1 - label_smoothing)  # ... + 1 - eps
     y.scatter_add_(-1, target[:, None].long(), on_target)
-    # 0 * log(0) counts as 0: a masked (-inf) logit with zero target weight is fine.
-    terms = torch.where(y == 0, torch.zeros_like(log_p), y * log_p)
+    terms = torch.where(y == 0, 0.0, y * log_p)  # 0 log 0 = 0: masked logits are fine
     return -terms.sum(dim=-1).mean()
 
 
@@ -162,8 +137,8 @@ def sparsemax(x: Tensor, dim: int = -1) -> Tensor:
 
     Shapes: ``x`` of any shape; the result has the same shape.
     """
-    _check_input(x, dim)
-    z = x.transpose(dim, -1)
+    check_scores(x, dim)
+    z = x.transpose(dim, -1).to(accumulation_dtype(x.dtype))
     finite = torch.isfinite(z).any(dim=-1, keepdim=True)
     z = torch.where(finite, z, torch.zeros_like(z))  # all -inf rows, fixed below
     # Shift invariance: subtracting the max keeps 1 + k z_(k) > cumsum exact enough
@@ -175,7 +150,7 @@ def sparsemax(x: Tensor, dim: int = -1) -> Tensor:
     support = (1 + k * z_sorted > cumulative).sum(dim=-1, keepdim=True).clamp(min=1)
     tau = (cumulative.gather(-1, support - 1) - 1) / support.to(z.dtype)
     p = torch.clamp(z - tau, min=0) * finite
-    return p.transpose(dim, -1)
+    return p.transpose(dim, -1).to(x.dtype)
 
 
 def entmax15(x: Tensor, dim: int = -1) -> Tensor:
@@ -187,10 +162,10 @@ def entmax15(x: Tensor, dim: int = -1) -> Tensor:
 
     Shapes: ``x`` of any shape; the result has the same shape.
     """
-    _check_input(x, dim)
-    if torch.isinf(x).any():
+    check_scores(x, dim)
+    if bool(torch.isinf(x).any()):
         raise ValueError("entmax15 needs finite scores; mask with sparsemax or softmax")
-    z = x.transpose(dim, -1) / 2
+    z = x.transpose(dim, -1).to(accumulation_dtype(x.dtype)) / 2
     z = z - z.amax(dim=-1, keepdim=True)  # shift invariance, for accuracy
     z_sorted, _ = torch.sort(z, dim=-1, descending=True)
     k = torch.arange(1, z.shape[-1] + 1, dtype=z.dtype, device=z.device)
@@ -201,7 +176,7 @@ def entmax15(x: Tensor, dim: int = -1) -> Tensor:
     tau_k = mean - torch.sqrt(torch.clamp(delta, min=0))
     support = (tau_k <= z_sorted).sum(dim=-1, keepdim=True)
     tau = tau_k.gather(-1, support - 1)
-    return (torch.clamp(z - tau, min=0) ** 2).transpose(dim, -1)
+    return (torch.clamp(z - tau, min=0) ** 2).transpose(dim, -1).to(x.dtype)
 
 
 def gumbel_softmax(
@@ -221,9 +196,11 @@ def gumbel_softmax(
 
     Shapes: ``logits`` (..., K); the result has the same shape.
     """
-    _check_input(logits, -1, "logits")
-    _check_positive_number(tau, "tau", logits.dtype)
-    u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype)
+    check_scores(logits, -1, "logits")
+    check_positive_number(tau, "tau", logits.dtype)
+    u = torch.rand(
+        logits.shape, generator=generator, dtype=logits.dtype, device=logits.device
+    )
     u = u.clamp(min=torch.finfo(logits.dtype).tiny)  # log(0) would be -inf
     gumbel = -torch.log(-torch.log(u))
     y_soft = softmax(logits + gumbel, dim=-1, temperature=float(tau))
@@ -246,18 +223,16 @@ def online_softmax(x: Tensor, block_size: int) -> Tensor:
 
     Shapes: ``x`` (..., n); the result has the same shape.
     """
-    _check_input(x, -1)
-    if isinstance(block_size, bool) or not (
-        isinstance(block_size, int) and block_size > 0
-    ):
-        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
-    m = torch.full(x.shape[:-1] + (1,), -float("inf"), dtype=x.dtype, device=x.device)
-    d = torch.zeros_like(m)
+    check_scores(x, -1)
+    check_positive_int(block_size, "block_size")
+    wide = accumulation_dtype(x.dtype)
+    m = torch.full_like(x[..., :1], -math.inf)  # running maximum
+    d = torch.zeros_like(m, dtype=wide)  # running sum of exp(x_j - m)
     for start in range(0, x.shape[-1], block_size):
         block = x[..., start : start + block_size]
         m_new = torch.maximum(m, block.amax(dim=-1, keepdim=True))
-        safe = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)
-        d = d * torch.exp(m - safe) + torch.exp(block - safe).sum(dim=-1, keepdim=True)
+        safe = torch.where(m_new == -math.inf, 0.0, m_new)  # rows all -inf so far
+        d = d * torch.exp(m - safe) + torch.exp(block - safe).sum(-1, True, dtype=wide)
         m = m_new
-    safe = torch.where(torch.isinf(m), torch.zeros_like(m), m)
-    return torch.exp(x - safe) / torch.where(d == 0, torch.ones_like(d), d)
+    safe = torch.where(m == -math.inf, 0.0, m)
+    return (torch.exp(x - safe) / d.clamp_min(torch.finfo(wide).tiny)).to(x.dtype)

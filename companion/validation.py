@@ -1,7 +1,12 @@
-"""Input checks shared by the public functions, so that bad input fails loudly.
+"""The named input checks of `companion`, in one place.
 
-Each check raises ``ValueError`` with a message that names the argument and
-what is wrong with it (its type, dtype, shape or value).
+A public function opens with one or two of these, then the formula. Each check
+raises ``ValueError`` with a message that names the argument and what is wrong
+with it (its type, dtype, shape or value). They refuse booleans wherever a number
+is expected (``True`` is an ``int`` in Python), and they allocate no tensors of
+their own: they compare shapes, dtypes, Python numbers and ``torch.finfo``, so
+they work on any device. Checks that must look at the data (NaN, +inf, ids out of
+range) reduce it to one boolean.
 """
 
 import math
@@ -10,124 +15,465 @@ import numbers
 import torch
 from torch import Tensor
 
+#: The integer dtypes that ``nn.Embedding``, ``gather`` and ``scatter`` accept.
+INDEX_DTYPES = (torch.int32, torch.int64)
+
+
+# Python numbers ------------------------------------------------------------------
+
+
+def _is_integer(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
 
 def check_positive_int(value: object, name: str) -> None:
-    """Raise unless `value` is a positive integer (``True`` is not a number here)."""
-    if isinstance(value, bool) or not (
-        isinstance(value, numbers.Integral) and value > 0
-    ):
+    """Raise unless `value` is an integer >= 1 (not a boolean)."""
+    if not (_is_integer(value) and value > 0):
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
-def check_positive_number(value: object, name: str) -> None:
-    """Raise unless `value` is a positive, finite real number (not a boolean)."""
-    if isinstance(value, bool) or not (
-        isinstance(value, numbers.Real) and 0 < value < math.inf
-    ):
+def check_sizes(**sizes: object) -> None:
+    """`check_positive_int` for every keyword: ``check_sizes(d_model=64, ...)``."""
+    for name, value in sizes.items():
+        check_positive_int(value, name)
+
+
+def check_nonnegative_int(value: object, name: str) -> None:
+    """Raise unless `value` is an integer >= 0 (not a boolean)."""
+    if not (_is_integer(value) and value >= 0):
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+
+
+def check_divisible(value: int, divisor: int, name: str, divisor_name: str) -> None:
+    """Raise unless `divisor` divides `value` (both already checked as sizes)."""
+    if value % divisor:
+        raise ValueError(f"{name}={value} is not divisible by {divisor_name}={divisor}")
+
+
+def check_positive_number(
+    value: object, name: str, dtype: torch.dtype | None = None
+) -> None:
+    """Raise unless `value` is a positive finite real number (not a boolean) and,
+    given a floating `dtype`, one that stays positive and finite in it (1e-50
+    rounds to 0 in float32, 1e39 to inf; 1e5 is inf in float16)."""
+    if not (_is_real(value) and 0 < value < math.inf):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    if dtype is not None:
+        info = torch.finfo(dtype)
+        if not info.tiny <= value <= info.max:
+            raise ValueError(f"{name}={value!r} is not representable in {dtype}")
 
 
-def check_token_ids(tokens: object, vocab_size: int, name: str = "tokens") -> None:
-    """Raise unless `tokens` is an integer tensor of shape (batch, seq), seq >= 1,
-    holding ids in ``[0, vocab_size)``."""
-    if (
-        not isinstance(tokens, Tensor)
-        or tokens.dim() != 2
-        or tokens.is_floating_point()
-        or tokens.dtype == torch.bool
-        or tokens.shape[1] == 0
-    ):
+def check_base(value: object, name: str = "base") -> None:
+    """Raise unless `value` is a finite real number greater than 1 (the base of
+    the wavelengths of sinusoids and RoPE)."""
+    if not (_is_real(value) and 1 < value < math.inf):
         raise ValueError(
-            f"{name} must be an integer tensor of shape (batch, seq) with seq >= 1"
-        )
-    if tokens.min() < 0 or tokens.max() >= vocab_size:
-        raise ValueError(
-            f"{name} must lie in [0, {vocab_size}), got values from "
-            f"{int(tokens.min())} to {int(tokens.max())}"
+            f"{name} must be a finite number greater than 1, got {value!r}"
         )
 
 
-def check_float_tensor(x: object, name: str) -> None:
-    """Raise unless `x` is a floating-point ``torch.Tensor``."""
+def check_bucket_sizes(
+    bidirectional: object, num_buckets: object, max_distance: object
+) -> None:
+    """Raise unless T5's bucket settings leave at least one exact bucket and a
+    ``max_distance`` beyond the exact range."""
+    if not isinstance(bidirectional, bool):
+        raise ValueError(f"bidirectional must be True or False, got {bidirectional!r}")
+    check_sizes(num_buckets=num_buckets, max_distance=max_distance)
+    max_exact = (num_buckets // 2 if bidirectional else num_buckets) // 2
+    if max_exact < 1 or max_distance <= max_exact:
+        raise ValueError(
+            f"need max_distance > exact range, got num_buckets={num_buckets}, "
+            f"max_distance={max_distance}"
+        )
+
+
+def check_fraction(value: object, name: str) -> None:
+    """Raise unless `value` is a real number in [0, 1] (not a boolean)."""
+    if not (_is_real(value) and 0 <= value <= 1):
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+
+
+def check_real(value: object, name: str) -> None:
+    """Raise unless `value` is a finite real number (not a boolean)."""
+    if not (_is_real(value) and math.isfinite(value)):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+
+
+def check_choice(value: object, choices: tuple | dict, name: str) -> None:
+    """Raise unless `value` is one of `choices`."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+
+
+# Tensors -------------------------------------------------------------------------
+
+
+def _shape(x: Tensor) -> tuple[int, ...]:
+    return tuple(x.shape)
+
+
+def check_float_tensor(x: object, name: str, ndim: tuple[int, ...] = ()) -> None:
+    """Raise unless `x` is a floating-point ``torch.Tensor`` (with one of the
+    numbers of axes in `ndim`, when given)."""
     if not isinstance(x, Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if not torch.is_floating_point(x):
         raise ValueError(f"{name} must have a floating-point dtype, got {x.dtype}")
+    if ndim and x.dim() not in ndim:
+        wanted = " or ".join(str(n) for n in ndim)
+        raise ValueError(f"{name} must have {wanted} axes, got shape {_shape(x)}")
 
 
-def check_dim(x: Tensor, dim: int, name: str) -> None:
-    """Raise unless `dim` is a valid axis of `x` (negative axes count from the end)."""
-    if x.dim() == 0:
-        raise ValueError(f"{name} must have at least one axis, got a 0-d tensor")
-    if not -x.dim() <= dim < x.dim():
+def check_index_tensor(x: object, name: str, ndim: tuple[int, ...] = ()) -> None:
+    """Raise unless `x` is an int32 or int64 tensor (the dtypes that embeddings and
+    indexing accept), with one of the numbers of axes in `ndim`, when given."""
+    if not isinstance(x, Tensor) or x.dtype not in INDEX_DTYPES:
+        got = x.dtype if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be an int64 or int32 tensor, got {got}")
+    if ndim and x.dim() not in ndim:
+        wanted = " or ".join(str(n) for n in ndim)
+        raise ValueError(f"{name} must have {wanted} axes, got shape {_shape(x)}")
+
+
+def check_ids(x: Tensor, upper: int, name: str) -> None:
+    """Raise unless every entry of the index tensor `x` lies in ``[0, upper)``."""
+    if x.numel() and not bool(((x >= 0) & (x < upper)).all()):
         raise ValueError(
-            f"dim={dim} is out of range for {name} of shape {tuple(x.shape)}"
+            f"{name} must lie in [0, {upper}), got values from "
+            f"{int(x.min())} to {int(x.max())}"
         )
 
 
-def check_ndim(x: Tensor, allowed: tuple[int, ...], name: str) -> None:
-    """Raise unless `x` has one of the `allowed` numbers of axes."""
-    if x.dim() not in allowed:
-        wanted = " or ".join(str(n) for n in allowed)
-        raise ValueError(f"{name} must have {wanted} axes, got shape {tuple(x.shape)}")
+def check_token_ids(tokens: object, vocab_size: int, name: str = "tokens") -> None:
+    """Raise unless `tokens` is an integer tensor of shape (batch, seq), both at
+    least 1, holding ids in ``[0, vocab_size)``."""
+    check_index_tensor(tokens, name, ndim=(2,))
+    if 0 in tokens.shape:
+        raise ValueError(
+            f"{name} must have shape (batch, seq) with batch, seq >= 1, "
+            f"got {_shape(tokens)}"
+        )
+    check_ids(tokens, vocab_size, name)
 
 
-def check_same_dtype(tensors: dict[str, Tensor]) -> None:
+def check_lengths(
+    lengths: object, max_len: int, lowest: int = 1, batch: int | None = None
+) -> None:
+    """Raise unless ``lengths`` is a 1-D integer tensor (of ``batch`` entries, when
+    given) with entries in ``[lowest, max_len]``, ``max_len`` a positive integer."""
+    check_index_tensor(lengths, "lengths", ndim=(1,))
+    check_positive_int(max_len, "max_len")
+    if batch is not None and lengths.shape[0] != batch:
+        raise ValueError(f"lengths must have shape ({batch},), got {_shape(lengths)}")
+    if bool(((lengths < lowest) | (lengths > max_len)).any()):
+        raise ValueError(
+            f"lengths must lie in [{lowest}, {max_len}], got {lengths.tolist()}"
+        )
+
+
+def check_source(source: object, lengths: object, vocab_size: int) -> None:
+    """Raise unless ``source`` holds token ids (batch, seq) and ``lengths`` (batch,)
+    the number of real tokens of each row, in ``[1, seq]``."""
+    check_token_ids(source, vocab_size, "source")
+    check_lengths(lengths, source.shape[1], batch=source.shape[0])
+
+
+def check_target(target: object, vocab_size: int, batch: int) -> None:
+    """Raise unless ``target`` holds token ids (batch, steps) for ``batch`` sources."""
+    check_token_ids(target, vocab_size, "target_in")
+    if target.shape[0] != batch:
+        raise ValueError(
+            f"source and target_in must have the same batch size, got {batch} and "
+            f"{target.shape[0]}"
+        )
+
+
+def check_finite(x: Tensor, name: str) -> None:
+    """Raise if `x` holds NaN or an infinity."""
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+
+
+def check_scores(x: object, dim: int = -1, name: str = "x") -> None:
+    """Raise unless `x` is a float tensor with at least one entry along the valid
+    axis `dim` and no NaN or +inf (-inf is allowed: it means "masked")."""
+    check_float_tensor(x, name)
+    if x.dim() == 0:
+        raise ValueError(f"{name} must have at least one axis, got a 0-d tensor")
+    if not (_is_integer(dim) and -x.dim() <= dim < x.dim()):
+        raise ValueError(f"dim={dim!r} is out of range for {name} of shape {_shape(x)}")
+    if x.shape[dim] == 0:
+        raise ValueError(f"{name} has no entries along dim={dim} (shape {_shape(x)})")
+    if bool(torch.isnan(x).any() | torch.isposinf(x).any()):
+        raise ValueError(f"{name} contains NaN or +inf; its softmax is undefined")
+
+
+def check_same_dtype(**tensors: Tensor) -> None:
     """Raise unless all the named tensors share one dtype."""
-    dtypes = {name: t.dtype for name, t in tensors.items()}
-    if len(set(dtypes.values())) > 1:
-        listed = ", ".join(f"{name} {dtype}" for name, dtype in dtypes.items())
+    if len({t.dtype for t in tensors.values()}) > 1:
+        listed = ", ".join(f"{name} {t.dtype}" for name, t in tensors.items())
         raise ValueError(f"inputs must share one dtype, got {listed}")
 
 
+def check_sequence(x: object, d_model: int, name: str = "x") -> None:
+    """Raise unless `x` is a finite float tensor of shape (batch, seq, d_model) with
+    batch, seq >= 1: the input of an attention layer or a Transformer block."""
+    check_float_tensor(x, name)
+    if x.dim() != 3 or x.shape[-1] != d_model or 0 in x.shape:
+        raise ValueError(
+            f"{name} must have shape (batch, seq, {d_model}) with batch, seq >= 1, "
+            f"got {_shape(x)}"
+        )
+    check_finite(x, name)
+
+
+def check_module_input(x: object, like: Tensor, name: str = "x") -> None:
+    """Raise unless the float tensor `x` has the dtype of the module parameter
+    `like` (``nn.Linear`` refuses a float64 input to float32 weights)."""
+    if isinstance(x, Tensor) and x.dtype != like.dtype:
+        raise ValueError(
+            f"{name} has dtype {x.dtype} but the module's weights are {like.dtype}; "
+            f"convert one of them (e.g. model.to({x.dtype}))"
+        )
+
+
+def _broadcasts(x: Tensor, shape: tuple[int, ...]) -> bool:
+    try:
+        return torch.broadcast_shapes(x.shape, shape) == torch.Size(shape)
+    except RuntimeError:
+        return False
+
+
 def check_mask(mask: object, shape: tuple[int, ...]) -> None:
-    """Raise unless `mask` is a boolean tensor that broadcasts to `shape`."""
+    """Raise unless `mask` is a boolean tensor (True = may attend) that broadcasts
+    to the scores' `shape`."""
     if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
         raise ValueError(
             "mask must be a boolean tensor (True = may attend); "
             "pass an additive float mask as `bias` instead"
         )
-    check_broadcasts(mask, shape, "mask")
-
-
-def check_broadcasts(x: Tensor, shape: tuple[int, ...], name: str) -> None:
-    """Raise unless `x` broadcasts to `shape` (the shape of the attention scores)."""
-    try:
-        broadcast = torch.broadcast_shapes(x.shape, shape)
-    except RuntimeError:
-        broadcast = None
-    if broadcast != torch.Size(shape):
+    if not _broadcasts(mask, shape):
         raise ValueError(
-            f"{name} of shape {tuple(x.shape)} does not broadcast to the "
-            f"attention scores of shape {tuple(shape)}"
+            f"mask of shape {_shape(mask)} does not broadcast to the attention "
+            f"scores of shape {tuple(shape)}"
         )
 
 
-def check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
-    """Raise unless ``q``, ``k``, ``v`` fit attention: float tensors of one dtype,
-    shaped (..., m, d_k), (..., n, d_k), (..., n, d_v), leading axes broadcasting."""
+def check_bias(bias: object, shape: tuple[int, ...], dtype: torch.dtype) -> None:
+    """Raise unless `bias` is a tensor of `dtype`, without NaN or +inf, that
+    broadcasts to the scores' `shape`."""
+    check_float_tensor(bias, "bias")
+    if bias.dtype != dtype:
+        raise ValueError(f"bias must have the inputs' dtype {dtype}, got {bias.dtype}")
+    if not _broadcasts(bias, shape):
+        raise ValueError(
+            f"bias of shape {_shape(bias)} does not broadcast to the attention "
+            f"scores of shape {tuple(shape)}"
+        )
+    if bool(torch.isnan(bias).any() | torch.isposinf(bias).any()):
+        raise ValueError("bias contains NaN or +inf")
+
+
+def check_qkv(q: object, k: object, v: object) -> None:
+    """Raise unless ``q``, ``k``, ``v`` fit attention: finite float tensors of one
+    dtype, shaped (..., m, d_k), (..., n, d_k), (..., n, d_v) with ``d_k >= 1``,
+    their leading axes broadcasting."""
     for name, t in (("q", q), ("k", k), ("v", v)):
         check_float_tensor(t, name)
         if t.dim() < 2:
             raise ValueError(
-                f"{name} must have at least 2 axes (..., seq, dim), "
-                f"got shape {tuple(t.shape)}"
+                f"{name} must have at least 2 axes (..., seq, dim), got {_shape(t)}"
             )
-    check_same_dtype({"q": q, "k": k, "v": v})
-    if q.shape[-1] != k.shape[-1]:
+    check_same_dtype(q=q, k=k, v=v)
+    if q.shape[-1] != k.shape[-1] or q.shape[-1] == 0:
         raise ValueError(
-            f"q and k must have the same last dimension d_k, got q {tuple(q.shape)} "
-            f"and k {tuple(k.shape)}"
+            f"q and k must have the same last dimension d_k >= 1, got q {_shape(q)} "
+            f"and k {_shape(k)}"
         )
-    if k.shape[-2] != v.shape[-2]:
+    if k.shape[-2] != v.shape[-2] or k.shape[-2] == 0:
         raise ValueError(
-            f"k and v must have the same number of positions (axis -2), got "
-            f"k {tuple(k.shape)} and v {tuple(v.shape)}"
+            f"k and v must have the same number of positions (axis -2), at least "
+            f"one, got k {_shape(k)} and v {_shape(v)}"
         )
     try:
         torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     except RuntimeError:
         raise ValueError(
-            f"the leading (batch, heads) axes of q {tuple(q.shape)}, "
-            f"k {tuple(k.shape)} and v {tuple(v.shape)} do not broadcast"
+            f"the leading (batch, heads) axes of q {_shape(q)}, k {_shape(k)} and "
+            f"v {_shape(v)} do not broadcast"
         ) from None
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        check_finite(t, name)
+
+
+# Composite checks, one per function or family -------------------------------
+
+
+def check_kernel_inputs(queries: object, keys: object, width: object) -> None:
+    """Raise unless ``queries`` and ``keys`` are finite 1-D float tensors of one
+    dtype and ``width`` is a positive finite number or 0-d tensor."""
+    for name, t in (("queries", queries), ("keys", keys)):
+        check_float_tensor(t, name, ndim=(1,))
+        check_finite(t, name)
+    check_same_dtype(queries=queries, keys=keys)
+    if isinstance(width, Tensor):
+        check_float_tensor(width, "width", ndim=(0,))
+        width = width.item()
+    check_positive_number(width, "width")
+
+
+def check_pooling_inputs(scores: object, values: object) -> None:
+    """Raise unless ``scores`` (m, n) and finite ``values`` (n,) or (n, d) are
+    float tensors of one dtype."""
+    check_float_tensor(scores, "scores", ndim=(2,))
+    check_float_tensor(values, "values", ndim=(1, 2))
+    check_same_dtype(scores=scores, values=values)
+    if values.shape[0] != scores.shape[1]:
+        raise ValueError(
+            f"values has {values.shape[0]} rows but scores has {scores.shape[1]} keys "
+            f"(scores {tuple(scores.shape)}, values {tuple(values.shape)})"
+        )
+    check_finite(values, "values")
+
+
+def check_attention(
+    q: Tensor, k: Tensor, v: Tensor, mask: object, bias: object, scale: object
+) -> float:
+    """Raise unless the arguments of scaled dot-product attention fit together.
+    Returns the scale to use: ``scale``, or ``1 / sqrt(d_k)`` when it is None."""
+    check_qkv(q, k, v)
+    lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    scores_shape = (*lead, q.shape[-2], k.shape[-2])
+    if mask is not None:
+        check_mask(mask, scores_shape)
+    if bias is not None:
+        check_bias(bias, scores_shape, q.dtype)
+    if scale is None:
+        return 1.0 / math.sqrt(q.shape[-1])
+    check_positive_number(scale, "scale")
+    return float(scale)
+
+
+def check_backward_inputs(q: Tensor, k: Tensor, v: Tensor, grad_out: object) -> None:
+    """Raise unless ``q``, ``k``, ``v`` fit attention with identical leading axes
+    and ``grad_out`` is a finite tensor of the output's shape and dtype."""
+    check_qkv(q, k, v)
+    if not (q.shape[:-2] == k.shape[:-2] == v.shape[:-2]):
+        raise ValueError(
+            f"q, k and v must have identical leading axes, got q {tuple(q.shape)}, "
+            f"k {tuple(k.shape)}, v {tuple(v.shape)}"
+        )
+    check_float_tensor(grad_out, "grad_out")
+    check_same_dtype(q=q, grad_out=grad_out)
+    expected = (*q.shape[:-1], v.shape[-1])
+    if tuple(grad_out.shape) != expected:
+        raise ValueError(
+            f"grad_out must have the output's shape {expected}, "
+            f"got {tuple(grad_out.shape)}"
+        )
+    check_finite(grad_out, "grad_out")
+
+
+def check_probabilities(p: object) -> None:
+    """Raise unless `p` holds probability vectors along its last axis: non-negative
+    and summing to one within the rounding of its dtype (``n eps`` for ``n``
+    entries, at least 1e-4), as softmax's output does, in bfloat16 too."""
+    check_scores(p, -1, "p")
+    n, eps = p.shape[-1], torch.finfo(p.dtype).eps
+    total = p.sum(dim=-1, dtype=torch.float64 if p.dtype == torch.float64 else None)
+    if bool((p < 0).any()) or bool(((total - 1).abs() > max(1e-4, n * eps)).any()):
+        raise ValueError(
+            "p must hold probability vectors along its last axis (non-negative, "
+            "summing to one), e.g. the output of softmax"
+        )
+
+
+def check_classification(logits: object, target: object) -> None:
+    """Raise unless ``logits`` (N, K) with N, K >= 1 and integer ``target`` (N,)
+    in ``[0, K)`` fit a classification loss."""
+    check_scores(logits, -1, "logits")
+    if logits.dim() != 2 or logits.shape[0] == 0:
+        raise ValueError(
+            f"logits must have shape (N, K) with N >= 1, got {tuple(logits.shape)}"
+        )
+    check_index_tensor(target, "target", ndim=(1,))
+    if target.shape[0] != logits.shape[0]:
+        raise ValueError(
+            f"target must have shape ({logits.shape[0]},) to match logits "
+            f"{tuple(logits.shape)}, got {tuple(target.shape)}"
+        )
+    n, k = logits.shape
+    if bool(((target < 0) | (target >= k)).any()):
+        raise ValueError(f"target values must lie in [0, {k}), got {target.tolist()}")
+
+
+def check_encoding_sizes(d_model: object, multiple: int, base: object, **sizes) -> None:
+    """Raise unless the sizes are positive integers, ``d_model`` a multiple of
+    ``multiple`` (sin/cos pairs) and ``base`` a finite number above 1."""
+    check_sizes(d_model=d_model, **sizes)
+    if d_model % multiple:
+        raise ValueError(
+            f"d_model must be a multiple of {multiple} (sin/cos pairs), got {d_model}"
+        )
+    check_base(base)
+
+
+def check_rope_inputs(x: object, positions: object, base: object) -> tuple[int, int]:
+    """Raise unless ``x`` is a float tensor (..., seq, d) with even ``d`` and
+    ``positions`` None or a finite, non-boolean tensor of shape (seq,) on ``x``'s
+    device; return ``(seq, d)``."""
+    check_float_tensor(x, "x")
+    if x.dim() < 2 or x.shape[-1] % 2:
+        raise ValueError(
+            f"x must have shape (..., seq, d) with d even (pairs), got {tuple(x.shape)}"
+        )
+    check_base(base)
+    seq, d = x.shape[-2], x.shape[-1]
+    if positions is not None:
+        if not isinstance(positions, Tensor) or positions.shape != (seq,):
+            got = tuple(positions.shape) if isinstance(positions, Tensor) else positions
+            raise ValueError(f"positions must be a tensor of shape ({seq},), got {got}")
+        if positions.dtype == torch.bool or positions.device != x.device:
+            raise ValueError(
+                f"positions must be numbers on x's device {x.device}, got "
+                f"{positions.dtype} on {positions.device}"
+            )
+        check_finite(positions, "positions")
+    return seq, d
+
+
+def check_relative_inputs(q: object, k: object, relative: object) -> None:
+    """Raise unless ``q`` (..., q_len, d), ``k`` (..., k_len, d) and ``relative``
+    (q_len, k_len, d) are finite float tensors of one dtype with ``d >= 1``."""
+    for name, t in (("q", q), ("k", k), ("relative", relative)):
+        check_float_tensor(t, name)
+        check_finite(t, name)
+    check_same_dtype(q=q, k=k, relative=relative)
+    expected = (*q.shape[-2:-1], *k.shape[-2:-1], *q.shape[-1:])
+    if (
+        q.dim() < 2
+        or k.dim() < 2
+        or k.shape[-1] != q.shape[-1]
+        or tuple(relative.shape) != expected
+        or q.shape[-1] == 0
+    ):
+        raise ValueError(
+            "need q (..., q_len, d), k (..., k_len, d), relative (q_len, k_len, d) "
+            f"with d >= 1; got q {tuple(q.shape)}, k {tuple(k.shape)}, "
+            f"relative {tuple(relative.shape)}"
+        )
+
+
+def check_self_attention(q: object, k: object, v: object) -> None:
+    """Raise unless ``q``, ``k``, ``v`` fit attention and share their length."""
+    check_qkv(q, k, v)
+    if k.shape[-2] != q.shape[-2]:
+        raise ValueError(
+            f"q and k must have the same length, got {q.shape[-2]} and {k.shape[-2]}"
+        )

@@ -13,39 +13,49 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from companion.attention import masked_softmax, scaled_dot_product_attention
-from companion.validation import check_float_tensor, check_qkv
+from companion.softmax import accumulation_dtype
+from companion.validation import (
+    check_finite,
+    check_float_tensor,
+    check_module_input,
+    check_nonnegative_int,
+    check_positive_int,
+    check_qkv,
+    check_self_attention,
+    check_sizes,
+)
 
 
-def _check_positive_int(value: object, name: str) -> None:
-    if not (isinstance(value, int) and value > 0):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def local_mask(n: int, window: int, causal: bool = False) -> Tensor:
+def local_mask(
+    n: int, window: int, causal: bool = False, device: torch.device | str | None = None
+) -> Tensor:
     """Boolean ``(n, n)`` mask of a sliding window: query ``i`` may attend to key
     ``j`` iff ``|i - j| <= window`` (and ``j <= i`` when ``causal``).
 
     The "local" or "restricted" pattern of Luong et al. (2015) and Vaswani et al.
-    (2017, table 1); True = may attend.
+    (2017, table 1); True = may attend. Made on ``device``.
     """
-    _check_positive_int(n, "n")
-    if not (isinstance(window, int) and window >= 0):
-        raise ValueError(f"window must be a non-negative integer, got {window!r}")
-    offset = torch.arange(n)[:, None] - torch.arange(n)[None, :]  # i - j
+    check_positive_int(n, "n")
+    check_nonnegative_int(window, "window")
+    position = torch.arange(n, device=device)
+    offset = position[:, None] - position[None, :]  # i - j
     keep = offset.abs() <= window
     return keep & (offset >= 0) if causal else keep
 
 
-def strided_mask(n: int, stride: int) -> Tensor:
+def strided_mask(
+    n: int, stride: int, device: torch.device | str | None = None
+) -> Tensor:
     """Boolean ``(n, n)`` causal mask of the strided pattern of Child et al. (2019):
     query ``i`` may attend to key ``j <= i`` iff ``(i - j) % stride == 0``.
 
     Combined (logical or) with ``local_mask(n, stride - 1, causal=True)``, every
-    key can reach every later query in two steps. True = may attend.
+    key can reach every later query in two steps. True = may attend. Made on
+    ``device``.
     """
-    _check_positive_int(n, "n")
-    _check_positive_int(stride, "stride")
-    offset = torch.arange(n)[:, None] - torch.arange(n)[None, :]
+    check_sizes(n=n, stride=stride)
+    position = torch.arange(n, device=device)
+    offset = position[:, None] - position[None, :]  # i - j
     return (offset >= 0) & (offset % stride == 0)
 
 
@@ -60,14 +70,9 @@ def sliding_window_attention(q: Tensor, k: Tensor, v: Tensor, window: int) -> Te
     Shapes: ``q``, ``k`` (..., n, d_k), ``v`` (..., n, d_v); the result is
     (..., n, d_v).
     """
-    check_qkv(q, k, v)
-    if not (isinstance(window, int) and window >= 0):
-        raise ValueError(f"window must be a non-negative integer, got {window!r}")
+    check_self_attention(q, k, v)
+    check_nonnegative_int(window, "window")
     n = q.shape[-2]
-    if k.shape[-2] != n or n == 0:
-        raise ValueError(
-            f"q and k must have the same, non-zero length, got {n} and {k.shape[-2]}"
-        )
     window = min(window, n - 1)  # a wider window sees nothing more
     width = 2 * window + 1
     # Pad the sequence axis so that every query has `width` neighbours (one copy),
@@ -108,21 +113,25 @@ def linear_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool = False) -> T
     only the latest (Part 2, chapter 4, exercise). ``phi`` is `elu_feature_map`.
 
     Shapes: ``q`` (..., m, d_k), ``k`` (..., n, d_k), ``v`` (..., n, d_v); the result
-    is (..., m, d_v). ``causal`` needs ``m == n``.
+    is (..., m, d_v). ``causal`` needs ``m == n``. Half-precision inputs are
+    summed in float32 (the sums over ``n`` keys overflow float16).
     """
-    check_qkv(q, k, v)
-    phi_q, phi_k = elu_feature_map(q), elu_feature_map(k)
+    check_self_attention(q, k, v) if causal else check_qkv(q, k, v)
+    wide = accumulation_dtype(q.dtype)
+    phi_q, phi_k, v_ = (
+        elu_feature_map(q.to(wide)),
+        elu_feature_map(k.to(wide)),
+        v.to(wide),
+    )
     if not causal:
-        kv = phi_k.transpose(-2, -1) @ v  # (..., d_k, d_v)
+        kv = phi_k.transpose(-2, -1) @ v_  # (..., d_k, d_v)
         normaliser = phi_q @ phi_k.sum(dim=-2, keepdim=True).transpose(-2, -1)
-        return (phi_q @ kv) / normaliser.clamp_min(torch.finfo(q.dtype).tiny)
-    if q.shape[-2] != k.shape[-2]:
-        raise ValueError("causal linear attention needs as many queries as keys")
-    # Running sums over j <= i of phi(k_j) v_j^T: (..., n, d_k, d_v)
-    kv = torch.cumsum(phi_k.unsqueeze(-1) * v.unsqueeze(-2), dim=-3)
-    numerator = (phi_q.unsqueeze(-2) @ kv).squeeze(-2)
-    normaliser = (phi_q * torch.cumsum(phi_k, dim=-2)).sum(dim=-1, keepdim=True)
-    return numerator / normaliser.clamp_min(torch.finfo(q.dtype).tiny)
+    else:  # running sums over j <= i of phi(k_j) v_j^T: (..., n, d_k, d_v)
+        kv = torch.cumsum(phi_k.unsqueeze(-1) * v_.unsqueeze(-2), dim=-3)
+        phi_q = phi_q.unsqueeze(-2)  # (..., n, 1, d_k), one row per running sum
+        normaliser = phi_q @ torch.cumsum(phi_k, dim=-2).unsqueeze(-1)
+    out = (phi_q @ kv) / normaliser.clamp_min(torch.finfo(wide).tiny)
+    return (out if not causal else out.squeeze(-2)).to(q.dtype)
 
 
 class GraphAttentionLayer(nn.Module):
@@ -145,12 +154,9 @@ class GraphAttentionLayer(nn.Module):
         negative_slope: float = 0.2,
     ):
         super().__init__()
-        for name, value in (
-            ("in_features", in_features),
-            ("out_features", out_features),
-            ("num_heads", num_heads),
-        ):
-            _check_positive_int(value, name)
+        check_sizes(
+            in_features=in_features, out_features=out_features, num_heads=num_heads
+        )
         self.num_heads, self.out_features, self.concat = num_heads, out_features, concat
         self.negative_slope = negative_slope
         self.linear = nn.Linear(in_features, num_heads * out_features, bias=False)
@@ -170,25 +176,10 @@ class GraphAttentionLayer(nn.Module):
         Result: output (nodes, heads * out_features) if ``concat`` else (nodes,
         out_features); weights (heads, nodes, nodes).
         """
-        check_float_tensor(h, "h")
-        if h.dim() != 2 or h.shape[1] != self.linear.in_features:
-            raise ValueError(
-                f"h must have shape (nodes, {self.linear.in_features}), "
-                f"got {tuple(h.shape)}"
-            )
+        self.check_inputs(h, adjacency)
         nodes = h.shape[0]
-        if not isinstance(adjacency, Tensor) or adjacency.dtype != torch.bool:
-            raise ValueError("adjacency must be a boolean tensor (True = edge)")
-        if adjacency.shape != (nodes, nodes):
-            raise ValueError(
-                f"adjacency must have shape ({nodes}, {nodes}), "
-                f"got {tuple(adjacency.shape)}"
-            )
-        wh = (
-            self.linear(h)
-            .view(nodes, self.num_heads, self.out_features)
-            .transpose(0, 1)
-        )
+        wh = self.linear(h).view(nodes, self.num_heads, self.out_features)
+        wh = wh.transpose(0, 1)  # (heads, nodes, out_features)
         target = (wh * self.a_target[:, None, :]).sum(-1)  # (heads, nodes): a_t . W h_i
         source = (wh * self.a_source[:, None, :]).sum(-1)  # (heads, nodes): a_s . W h_j
         scores = F.leaky_relu(
@@ -200,6 +191,26 @@ class GraphAttentionLayer(nn.Module):
         if self.concat:
             return out.transpose(0, 1).reshape(nodes, -1), weights
         return out.mean(dim=0), weights
+
+    def check_inputs(self, h: object, adjacency: object) -> None:
+        """Raise unless ``h`` is a finite (nodes, in_features) tensor of the
+        weights' dtype and ``adjacency`` a boolean (nodes, nodes) tensor."""
+        check_float_tensor(h, "h")
+        if h.dim() != 2 or h.shape[1] != self.linear.in_features or not len(h):
+            raise ValueError(
+                f"h must have shape (nodes, {self.linear.in_features}) with nodes "
+                f">= 1, got {tuple(h.shape)}"
+            )
+        check_module_input(h, self.linear.weight, "h")
+        check_finite(h, "h")
+        nodes = h.shape[0]
+        if not isinstance(adjacency, Tensor) or adjacency.dtype != torch.bool:
+            raise ValueError("adjacency must be a boolean tensor (True = edge)")
+        if adjacency.shape != (nodes, nodes):
+            raise ValueError(
+                f"adjacency must have shape ({nodes}, {nodes}), "
+                f"got {tuple(adjacency.shape)}"
+            )
 
 
 class NonLocalBlock(nn.Module):
@@ -214,8 +225,7 @@ class NonLocalBlock(nn.Module):
 
     def __init__(self, channels: int, inner_channels: int):
         super().__init__()
-        _check_positive_int(channels, "channels")
-        _check_positive_int(inner_channels, "inner_channels")
+        check_sizes(channels=channels, inner_channels=inner_channels)
         self.theta = nn.Conv2d(channels, inner_channels, kernel_size=1)
         self.phi = nn.Conv2d(channels, inner_channels, kernel_size=1)
         self.g = nn.Conv2d(channels, inner_channels, kernel_size=1)
@@ -224,12 +234,7 @@ class NonLocalBlock(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Return ``(z, weights)`` for ``x`` of shape (batch, channels, height, width);
         ``weights`` has shape (batch, height * width, height * width)."""
-        check_float_tensor(x, "x")
-        if x.dim() != 4 or x.shape[1] != self.theta.in_channels:
-            raise ValueError(
-                f"x must have shape (batch, {self.theta.in_channels}, height, width), "
-                f"got {tuple(x.shape)}"
-            )
+        self.check_inputs(x)
         batch, _, height, width = x.shape
 
         def positions(t: Tensor) -> Tensor:  # (batch, c, h, w) -> (batch, h * w, c)
@@ -243,3 +248,15 @@ class NonLocalBlock(nn.Module):
         )
         y = y.transpose(1, 2).reshape(batch, -1, height, width)
         return self.w_z(y) + x, weights
+
+    def check_inputs(self, x: object) -> None:
+        """Raise unless ``x`` is a finite (batch, channels, height, width) tensor
+        of the weights' dtype, with no empty axis."""
+        check_float_tensor(x, "x")
+        if x.dim() != 4 or x.shape[1] != self.theta.in_channels or 0 in x.shape:
+            raise ValueError(
+                f"x must have shape (batch, {self.theta.in_channels}, height, width), "
+                f"none of them 0, got {tuple(x.shape)}"
+            )
+        check_module_input(x, self.theta.weight)
+        check_finite(x, "x")

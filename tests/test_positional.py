@@ -155,43 +155,64 @@ def test_alibi_bias():
     assert torch.allclose(weights.sum(-1), torch.ones(1, 2, 4, dtype=torch.float64))
 
 
-def t5_bucket_by_hand(relative, bidirectional=True, num_buckets=32, max_distance=128):
-    """The T5 bucketing, written out with the math module."""
-    n = -relative
-    result = 0
-    if bidirectional:
-        num_buckets //= 2
-        if n < 0:
-            result += num_buckets
-        n = abs(n)
-    else:
-        n = max(n, 0)
-    max_exact = num_buckets // 2
-    if n < max_exact:
-        return result + n
-    large = max_exact + int(
-        math.log(n / max_exact)
-        / math.log(max_distance / max_exact)
-        * (num_buckets - max_exact)
-    )
-    return result + min(large, num_buckets - 1)
-
-
-@pytest.mark.parametrize("bidirectional", [True, False])
-@pytest.mark.parametrize(
-    ("num_buckets", "max_distance"), [(32, 128), (16, 64), (8, 20)]
+# Relative positions (key index - query index, the same convention as mesh-tensorflow's
+# memory_position - query_position): the exact range, the first log buckets, values
+# around 32 and 128 (each max_distance) and far beyond.
+T5_RELATIVE = (
+    [-1000, -129, -128, -127, -64, -63, -33, -32, -31, -17, -16, -15]
+    + list(range(-10, 11))
+    + [15, 16, 17, 31, 32, 33, 63, 64, 127, 128, 129, 500]
 )
-def test_t5_buckets(bidirectional, num_buckets, max_distance):
-    relative = torch.arange(-300, 301)
+
+
+# Expected buckets computed with the reference implementation T5 uses:
+# mesh-tensorflow's _relative_position_bucket (github.com/tensorflow/mesh,
+# mesh_tensorflow/transformer/transformer_layers.py), transcribed line by line
+# (float32 log, truncating int32 cast) and evaluated at T5_RELATIVE.
+@pytest.mark.parametrize(
+    ("bidirectional", "num_buckets", "max_distance", "expected"),
+    [
+        (
+            True,
+            32,
+            128,
+            [15, 15, 15, 15, 14, 13, 12, 12, 11, 10, 10, 9, 8, 8, 8, 7, 6, 5, 4, 3, 2]
+            + [1, 0, 17, 18, 19, 20, 21, 22, 23, 24, 24, 24, 25, 26, 26, 27, 28, 28]
+            + [29, 30, 31, 31, 31, 31],
+        ),
+        (
+            False,
+            32,
+            128,
+            [31, 31, 31, 31, 26, 26, 21, 21, 21, 16, 16, 15, 10, 9, 8, 7, 6, 5, 4, 3]
+            + [2, 1, 0]
+            + [0] * 22,  # keys after the query (1 to 500) all share bucket 0
+        ),
+        (
+            True,
+            32,
+            32,
+            [15, 15, 15, 15, 15, 15, 15, 15, 15, 12, 12, 11, 9, 8, 8, 7, 6, 5, 4, 3, 2]
+            + [1, 0, 17, 18, 19, 20, 21, 22, 23, 24, 24, 25, 27, 28, 28, 31, 31, 31]
+            + [31, 31, 31, 31, 31, 31],
+        ),
+    ],
+)
+def test_t5_buckets_match_mesh_tensorflow(
+    bidirectional, num_buckets, max_distance, expected
+):
+    assert len(expected) == len(T5_RELATIVE)
     buckets = t5_relative_position_bucket(
-        relative, bidirectional, num_buckets, max_distance
+        torch.tensor(T5_RELATIVE, dtype=torch.long),
+        bidirectional,
+        num_buckets,
+        max_distance,
     )
-    expected = [
-        t5_bucket_by_hand(r, bidirectional, num_buckets, max_distance)
-        for r in range(-300, 301)
-    ]
     assert buckets.tolist() == expected
-    assert buckets.min() >= 0 and buckets.max() < num_buckets
+    wide = t5_relative_position_bucket(
+        torch.arange(-300, 301), bidirectional, num_buckets, max_distance
+    )
+    assert wide.min() >= 0 and wide.max() < num_buckets
 
 
 def test_t5_bucket_boundaries():

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from companion.recommendation import (
+from companion.tasks.recommendation import (
     SASRec,
     SessionProcess,
     hit_rate_at_k,

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from companion.models import TransformerClassifier
-from companion.text import (
+from companion.tasks.text import (
     PAD,
     UNK,
     Vocabulary,

@@ -1,11 +1,11 @@
-"""Tests of companion.translation: the date task, the encoder-decoders, decoding."""
+"""Tests of companion.tasks.translation: the date task, the encoder-decoders, decoding."""
 
 import datetime
 
 import pytest
 import torch
 
-from companion.translation import (
+from companion.tasks.translation import (
     BOS,
     EOS,
     FORMATS,

@@ -7,7 +7,7 @@ from torch import nn
 
 from companion.positional import sinusoidal_encoding, sinusoidal_encoding_2d
 from companion.training import train
-from companion.vision import (
+from companion.tasks.vision import (
     MLPClassifier,
     VisionTransformer,
     class_token_attention,

@@ -13,25 +13,19 @@ the output.
 """
 
 import datetime
-import math
 import random
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from companion.attention import (
-    AdditiveAttention,
-    MultiHeadAttention,
-    causal_mask,
-    padding_mask,
-)
+from companion.attention import AdditiveAttention, padding_mask
 from companion.models import TransformerEncoder
-from companion.positional import sinusoidal_encoding
 from companion.validation import (
-    check_float_tensor,
     check_positive_int,
-    check_token_ids,
+    check_sizes,
+    check_source,
+    check_target,
 )
 
 #: Names of the formats `format_date` knows, from the shortest to the longest.
@@ -203,29 +197,6 @@ def decode_target(ids: Tensor) -> list[str]:
     return texts
 
 
-def _check_tokens(
-    tokens: object, vocab_size: int, name: str, batch: int | None = None
-) -> None:
-    check_token_ids(tokens, vocab_size, name)
-    if batch is not None and tokens.shape[0] != batch:
-        raise ValueError(f"source and {name} must have the same batch size")
-
-
-def _check_lengths(lengths: object, tokens: Tensor) -> Tensor:
-    lengths = torch.as_tensor(lengths)
-    if (
-        lengths.shape != tokens.shape[:1]
-        or lengths.is_floating_point()
-        or (lengths < 1).any()
-        or (lengths > tokens.shape[1]).any()
-    ):
-        raise ValueError(
-            f"lengths must be integers in [1, {tokens.shape[1]}] of shape "
-            f"({tokens.shape[0]},), got {lengths.tolist()}"
-        )
-    return lengths
-
-
 class GRUTranslator(nn.Module):
     """A recurrent encoder-decoder, with or without additive attention.
 
@@ -260,14 +231,13 @@ class GRUTranslator(nn.Module):
         attention_dim: int = 32,
     ):
         super().__init__()
-        for name, value in (
-            ("source_vocab", source_vocab),
-            ("target_vocab", target_vocab),
-            ("embed_dim", embed_dim),
-            ("hidden_dim", hidden_dim),
-            ("attention_dim", attention_dim),
-        ):
-            check_positive_int(value, name)
+        check_sizes(
+            source_vocab=source_vocab,
+            target_vocab=target_vocab,
+            embed_dim=embed_dim,
+            hidden_dim=hidden_dim,
+            attention_dim=attention_dim,
+        )
         self.source_vocab, self.target_vocab = source_vocab, target_vocab
         self.source_embedding = nn.Embedding(source_vocab, embed_dim)
         self.encoder = nn.GRU(
@@ -287,8 +257,7 @@ class GRUTranslator(nn.Module):
         """Annotations (batch, seq, 2 hidden), the summary ``[h_S^fwd; h_1^bwd]``
         (batch, 2 hidden) and the padding mask (batch, 1, seq) of the padded
         ``source`` tokens (batch, seq) with true ``lengths`` (batch,)."""
-        _check_tokens(source, self.source_vocab, "source")
-        lengths = _check_lengths(lengths, source)
+        check_source(source, lengths, self.source_vocab)
         packed = nn.utils.rnn.pack_padded_sequence(
             self.source_embedding(source),
             lengths.cpu(),
@@ -308,7 +277,7 @@ class GRUTranslator(nn.Module):
         """Logits (batch, steps, target_vocab) for the decoder input ``target_in``
         (batch, steps), given the output of `encode`, and the attention weights
         (batch, steps, seq), or None without attention."""
-        _check_tokens(target_in, self.target_vocab, "target_in", annotations.shape[0])
+        check_target(target_in, self.target_vocab, annotations.shape[0])
         state = torch.tanh(self.bridge(summary))[None]  # s_0: (1, batch, hidden)
         states, _ = self.decoder(self.target_embedding(target_in), state)
         if self.attention is None:
@@ -326,69 +295,15 @@ class GRUTranslator(nn.Module):
         return self.decode(target_in, *self.encode(source, lengths))
 
 
-class TransformerDecoderBlock(nn.Module):
-    """A pre-norm Transformer decoder block: causal self-attention, cross-attention
-    over the encoder states, a feed-forward network, each ``x + Sublayer(LN(x))``.
-
-    The sublayers of Vaswani et al. (2017, section 3.1): the self-attention is
-    masked so that position ``i`` sees only positions ``<= i``; in the
-    cross-attention the queries come from the decoder and the keys and values
-    from the encoder ("memory"). The paper normalises after each residual
-    addition; like `companion.models.TransformerBlock`, this block normalises
-    before. Part 6, chapter 2.
-    """
-
-    def __init__(self, d_model: int, num_heads: int, d_ff: int):
-        super().__init__()
-        check_positive_int(d_ff, "d_ff")
-        self.d_model = d_model
-        self.norm1 = nn.LayerNorm(d_model)
-        self.self_attention = MultiHeadAttention(d_model, num_heads)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.cross_attention = MultiHeadAttention(d_model, num_heads)
-        self.norm3 = nn.LayerNorm(d_model)
-        self.linear1 = nn.Linear(d_model, d_ff)
-        self.linear2 = nn.Linear(d_ff, d_model)
-
-    def forward(
-        self, x: Tensor, memory: Tensor, memory_mask: Tensor | None = None
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """Return ``(output, self-attention weights, cross-attention weights)``.
-
-        Shapes: ``x`` (batch, tgt, d_model), ``memory`` (batch, src, d_model),
-        ``memory_mask`` boolean (True = may attend) broadcastable to (batch, heads,
-        tgt, src), e.g. a `padding_mask` of the source; weights (batch, heads, tgt,
-        tgt) and (batch, heads, tgt, src).
-        """
-        for name, t in (("x", x), ("memory", memory)):
-            check_float_tensor(t, name)
-            if t.dim() != 3 or t.shape[-1] != self.d_model:
-                raise ValueError(
-                    f"{name} must have shape (batch, seq, {self.d_model}), "
-                    f"got {tuple(t.shape)}"
-                )
-        h = self.norm1(x)
-        causal = causal_mask(x.shape[1]).to(x.device)
-        attended, self_weights = self.self_attention(h, h, h, mask=causal)
-        x = x + attended
-        attended, cross_weights = self.cross_attention(
-            self.norm2(x), memory, memory, mask=memory_mask
-        )
-        x = x + attended
-        x = x + self.linear2(F.relu(self.linear1(self.norm3(x))))
-        return x, self_weights, cross_weights
-
-
 class TransformerTranslator(nn.Module):
     """A small Transformer encoder-decoder (Vaswani et al., 2017).
 
     The source goes through a `TransformerEncoder` whose attention ignores the
-    padding; the target prefix through token embeddings (scaled by
-    ``sqrt(d_model)``), sinusoidal positions, a stack of `TransformerDecoderBlock`
-    and a final layer normalisation; a linear head gives the next-character
-    logits. ``position`` is the encoder's positional scheme (one of
-    `companion.models.POSITIONS`); the decoder always uses sinusoidal positions.
-    Part 6, chapter 2.
+    padding; the target prefix through the same kind of encoder, causal, whose
+    blocks are `companion.models.TransformerDecoderBlock` (cross-attention over
+    the source); a linear head gives the next-character logits. ``position`` is
+    the encoder's positional scheme and ``decoder_position`` the decoder's (names
+    of `companion.models.POSITIONS`). Part 6, chapter 2.
     """
 
     def __init__(
@@ -400,53 +315,54 @@ class TransformerTranslator(nn.Module):
         num_layers: int = 2,
         d_ff: int = 128,
         position: str = "sinusoidal",
+        decoder_position: str = "sinusoidal",
     ):
         super().__init__()
-        check_positive_int(target_vocab, "target_vocab")
-        self.d_model, self.target_vocab = d_model, target_vocab
         self.encoder = TransformerEncoder(
             source_vocab, d_model, num_heads, num_layers, d_ff, position=position
         )
-        self.embedding = nn.Embedding(target_vocab, d_model)
-        nn.init.normal_(self.embedding.weight, std=d_model**-0.5)
-        self.blocks = nn.ModuleList(
-            TransformerDecoderBlock(d_model, num_heads, d_ff) for _ in range(num_layers)
+        self.decoder = TransformerEncoder(  # causal, with cross-attention
+            target_vocab,
+            d_model,
+            num_heads,
+            num_layers,
+            d_ff,
+            decoder_position,
+            cross_attention=True,
         )
-        self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, target_vocab)
 
     def encode(self, source: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Encoder states (batch, seq, d_model) and the source padding mask
         (batch, 1, 1, seq) of the padded ``source`` tokens (batch, seq) with true
         ``lengths`` (batch,)."""
-        _check_tokens(source, self.encoder.vocab_size, "source")
-        lengths = _check_lengths(lengths, source)
-        mask = padding_mask(lengths, source.shape[1]).to(source.device)
-        memory, _ = self.encoder(source, mask)
+        check_source(source, lengths, self.encoder.vocab_size)
+        mask = padding_mask(lengths, source.shape[1])  # (batch, 1, 1, seq)
+        memory, _ = self.encoder(source, mask, need_weights=False)
         return memory, mask
 
     def decode(
-        self, target_in: Tensor, memory: Tensor, mask: Tensor
-    ) -> tuple[Tensor, list[Tensor]]:
+        self, target_in: Tensor, memory: Tensor, mask: Tensor, need_weights: bool = True
+    ) -> tuple[Tensor, list[Tensor | None]]:
         """Logits (batch, steps, target_vocab) for the decoder input ``target_in``
         (batch, steps), given the output of `encode`, and each layer's
-        cross-attention weights (batch, heads, steps, seq)."""
-        _check_tokens(target_in, self.target_vocab, "target_in", memory.shape[0])
-        x = self.embedding(target_in) * math.sqrt(self.d_model)
-        x = x + sinusoidal_encoding(target_in.shape[1], self.d_model).to(x)
+        cross-attention weights (batch, heads, steps, seq), None when
+        ``need_weights`` is False."""
+        check_target(target_in, self.decoder.vocab_size, memory.shape[0])
+        x = self.decoder.embed(target_in)
         cross = []
-        for block in self.blocks:
-            x, _, weights = block(x, memory, mask)
+        for block in self.decoder.blocks:
+            x, _, weights = block(x, memory, mask, need_weights)
             cross.append(weights)
-        return self.head(self.norm(x)), cross
+        return self.head(self.decoder.norm(x)), cross
 
     def forward(
         self, source: Tensor, lengths: Tensor, target_in: Tensor
     ) -> tuple[Tensor, list[Tensor]]:
         """`decode` after `encode`: logits (batch, steps, target_vocab) for the
         decoder input ``target_in`` (teacher forcing) and the cross-attention
-        weights of every layer."""
-        return self.decode(target_in, *self.encode(source, lengths))
+        weights of every layer (None: training runs the fused kernel)."""
+        return self.decode(target_in, *self.encode(source, lengths), need_weights=False)
 
 
 @torch.no_grad()

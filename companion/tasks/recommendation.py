@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from companion.models import TransformerEncoder
-from companion.validation import check_float_tensor, check_ndim, check_positive_int
+from companion.validation import check_float_tensor, check_positive_int
 
 
 def _check_ids(x: object, name: str, upper: int, ndim: int) -> None:
@@ -299,7 +299,7 @@ def markov_scores(train: Tensor, histories: Tensor, num_items: int) -> Tensor:
 def _rank_counts(scores: Tensor, target: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """Per row: how many items score above the target, and how many others tie."""
     check_float_tensor(scores, "scores")
-    check_ndim(scores, (2,), "scores")
+    check_float_tensor(scores, "scores", ndim=(2,))
     if torch.isnan(scores).any():
         raise ValueError("scores must not contain NaN")
     _check_ids(target, "target", scores.shape[1], 1)

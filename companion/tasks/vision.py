@@ -18,15 +18,18 @@ from torch import Tensor, nn
 from companion.models import TransformerBlock
 from companion.positional import LearnedPositionalEmbedding, sinusoidal_encoding_2d
 from companion.validation import (
+    check_choice,
+    check_divisible,
     check_float_tensor,
-    check_ndim,
     check_positive_int,
+    check_sizes,
 )
 
-#: How the Vision Transformer learns where a patch is: a learned vector per
-#: position (as in the ViT paper), the fixed 2-D sinusoidal encoding of Part 4,
-#: chapter 4, or nothing (the patches become a bag).
-VIT_POSITIONS = ("learned", "sinusoidal", "none")
+#: How the Vision Transformer learns where a patch is, in the names of
+#: `companion.positional.SCHEMES`: a learned vector per position (as in the ViT
+#: paper), the fixed 2-D sinusoidal encoding of Part 4, chapter 4, or nothing
+#: (the patches become a bag).
+VIT_POSITIONS = ("learned", "sinusoidal_2d", "none")
 
 
 def digits_split(
@@ -82,7 +85,7 @@ def patchify(images: Tensor, patch_size: int) -> Tensor:
     of ``patch_size``; the result is (batch, N, C * patch_size**2).
     """
     check_float_tensor(images, "images")
-    check_ndim(images, (3, 4), "images")
+    check_float_tensor(images, "images", ndim=(3, 4))
     check_positive_int(patch_size, "patch_size")
     if images.dim() == 3:
         images = images[:, None]
@@ -108,7 +111,7 @@ class VisionTransformer(nn.Module):
     final layer norm, and a linear head on the class token's state,
     ``y = head(LN(z_L^0))``. ``position`` is ``"learned"`` (one vector per
     position, the class token's included, initialised with standard deviation
-    0.02 as in the paper's code), ``"sinusoidal"`` (the fixed
+    0.02 as in the paper's code), ``"sinusoidal_2d"`` (the fixed
     `companion.positional.sinusoidal_encoding_2d` on the patch grid; nothing on
     the class token) or ``"none"`` (Part 6, chapter 3).
     """
@@ -126,24 +129,17 @@ class VisionTransformer(nn.Module):
         position: str = "learned",
     ):
         super().__init__()
-        for name, value in (
-            ("image_size", image_size),
-            ("patch_size", patch_size),
-            ("num_classes", num_classes),
-            ("channels", channels),
-            ("d_model", d_model),
-            ("num_layers", num_layers),
-        ):
-            check_positive_int(value, name)
-        if image_size % patch_size:
-            raise ValueError(
-                f"image_size={image_size} is not divisible by patch_size={patch_size}"
-            )
-        if position not in VIT_POSITIONS:
-            raise ValueError(
-                f"position must be one of {VIT_POSITIONS}, got {position!r}"
-            )
-        if position == "sinusoidal" and d_model % 4:
+        check_sizes(
+            image_size=image_size,
+            patch_size=patch_size,
+            num_classes=num_classes,
+            channels=channels,
+            d_model=d_model,
+            num_layers=num_layers,
+        )
+        check_divisible(image_size, patch_size, "image_size", "patch_size")
+        check_choice(position, VIT_POSITIONS, "position")
+        if position == "sinusoidal_2d" and d_model % 4:
             raise ValueError(
                 f"a 2-D sinusoidal encoding needs d_model divisible by 4, got {d_model}"
             )
@@ -158,7 +154,7 @@ class VisionTransformer(nn.Module):
         if position == "learned":
             self.learned = LearnedPositionalEmbedding(self.num_patches + 1, d_model)
             nn.init.normal_(self.learned.embedding.weight, std=0.02)
-        elif position == "sinusoidal":
+        elif position == "sinusoidal_2d":
             self.register_buffer(
                 "sinusoidal", sinusoidal_encoding_2d(self.grid, self.grid, d_model)
             )
@@ -187,7 +183,7 @@ class VisionTransformer(nn.Module):
         x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], dim=1)
         if self.position == "learned":
             x = x + self.learned(self.num_patches + 1)
-        elif self.position == "sinusoidal":
+        elif self.position == "sinusoidal_2d":
             x = torch.cat([x[:, :1], x[:, 1:] + self.sinusoidal], dim=1)
         return x
 
@@ -201,7 +197,7 @@ class VisionTransformer(nn.Module):
         x = self.embed(images)
         weights = []
         for block in self.blocks:
-            x, w = block(x)
+            x, w = block(x, need_weights=return_attention)
             weights.append(w)
         logits = self.head(self.norm(x[:, 0]))
         return (logits, weights) if return_attention else logits
@@ -278,7 +274,7 @@ def occlusion_effect(
     is (batch, H / patch_size, W / patch_size).
     """
     check_float_tensor(images, "images")
-    check_ndim(images, (3,), "images")
+    check_float_tensor(images, "images", ndim=(3,))
     patches = patchify(images, patch_size)  # validates the patch size
     if (
         not isinstance(labels, Tensor)
