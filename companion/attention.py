@@ -186,7 +186,7 @@ def scaled_dot_product_attention(
     d_v); ``mask`` and ``bias`` broadcast to (..., q_len, k_len). Returns
     ``(output, weights)``: output (..., q_len, d_v), weights (..., q_len, k_len).
     """
-    scale = check_attention(q, k, v, mask, bias, scale)
+    scale = check_attention(q, k, v, mask, bias, scale)  # 1 / sqrt(d_k) by default
     scores = (q * scale) @ k.transpose(-2, -1)  # scaled first: no float16 overflow
     if bias is not None:
         scores = scores + bias
@@ -211,7 +211,7 @@ def fused_attention(
     it fast and light. A query with no allowed key gets a zero output, as in
     `scaled_dot_product_attention`.
     """
-    scale = check_attention(q, k, v, mask, bias, scale)
+    scale = check_attention(q, k, v, mask, bias, scale)  # 1 / sqrt(d_k) by default
     if bias is not None and mask is not None:  # one additive mask: -inf where hidden
         bias, mask = bias.masked_fill(~mask, -math.inf), None
     attn_mask = mask if bias is None else bias
@@ -247,7 +247,7 @@ def attention_backward(
     ``(dq, dk, dv)`` with the shapes of ``q``, ``k``, ``v``.
     """
     check_backward_inputs(q, k, v, grad_out)
-    scale = check_attention(q, k, v, mask, bias, scale)
+    scale = check_attention(q, k, v, mask, bias, scale)  # 1 / sqrt(d_k) by default
     _, p = scaled_dot_product_attention(q, k, v, mask=mask, bias=bias, scale=scale)
     dv = p.transpose(-2, -1) @ grad_out
     dp = grad_out @ v.transpose(-2, -1)

@@ -1,13 +1,15 @@
 """Helpers for the chapter notebooks: a one-call setup and source display."""
 
+import ast
 import inspect
-import random
+import textwrap
 
 import numpy as np
 import torch
 from IPython.display import Markdown
 
 from companion.plotting import use_style
+from companion.training import seed_everything
 
 
 def setup_notebook(seed: int = 0) -> None:
@@ -17,9 +19,7 @@ def setup_notebook(seed: int = 0) -> None:
     that results do not depend on the thread count; prints 4 decimals; and
     applies the course's plotting style.
     """
-    random.seed(seed)
-    np.random.seed(seed)  # noqa: NPY002 (seed the legacy global generator too)
-    torch.manual_seed(seed)
+    seed_everything(seed)
     torch.set_num_threads(1)
     torch.set_printoptions(precision=4, sci_mode=False)
     np.set_printoptions(precision=4, suppress=True)
@@ -27,13 +27,36 @@ def setup_notebook(seed: int = 0) -> None:
 
 
 def show_source(obj: object) -> Markdown:
-    """Show the source code of a function or class from the package, highlighted.
+    """Show the source code of a function or class from the package, highlighted,
+    without its docstrings (the API appendix shows those), so that the listing
+    is the guard line and the formula.
 
     The book displays the implementation this way rather than re-typing it,
     so the code on the page is always the code that runs.
     """
     try:
-        source = inspect.getsource(obj)
+        source = textwrap.dedent(inspect.getsource(obj))
     except TypeError as error:
         raise ValueError(f"cannot show the source of {obj!r}: {error}") from None
-    return Markdown(f"```python\n{source.rstrip()}\n```")
+    return Markdown(f"```python\n{without_docstrings(source).rstrip()}\n```")
+
+
+def without_docstrings(source: str) -> str:
+    """``source`` with the lines of every docstring removed (of the function or
+    class it defines, and of their methods); everything else, comments included,
+    is kept as written."""
+    docstring_lines = set()
+    for node in ast.walk(ast.parse(source)):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            docstring_lines.update(range(body[0].lineno, body[0].end_lineno + 1))
+    lines = source.splitlines()
+    return "\n".join(
+        line for number, line in enumerate(lines, 1) if number not in docstring_lines
+    )

@@ -64,7 +64,7 @@ def check_positive_number(
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     if dtype is not None:
         info = torch.finfo(dtype)
-        if not info.tiny <= value <= info.max:
+        if not info.tiny * info.eps <= value <= info.max:  # the subnormals count
             raise ValueError(f"{name}={value!r} is not representable in {dtype}")
 
 

@@ -335,7 +335,7 @@ def test_online_softmax_handles_masks_and_large_values():
         ),
         (
             lambda: cross_entropy(torch.ones(2, 3), torch.tensor([0.0, 1.0])),
-            "integer class indices",
+            "target must be an int64 or int32 tensor",
         ),
         (
             lambda: cross_entropy(torch.ones(2, 3), torch.tensor([0])),

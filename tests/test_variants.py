@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from companion.attention import causal_mask, scaled_dot_product_attention
-from companion.measure import best_time, peak_memory
+from companion.measure import best_time
 from companion.variants import (
     GraphAttentionLayer,
     NonLocalBlock,
@@ -127,32 +127,6 @@ def test_non_local_block_is_self_attention_over_positions():
     assert torch.allclose(weights, torch.softmax(scores, dim=-1))
 
 
-def test_peak_memory_counts_the_score_matrix():
-    x = torch.randn(1, 1024, 8)
-    peak = peak_memory(lambda: x @ x.transpose(-2, -1))
-    assert peak >= 1024 * 1024 * 4  # the float32 result itself
-    assert peak < 2 * 1024 * 1024 * 4
-    small = peak_memory(lambda: x[:, :32] @ x[:, :32].transpose(-2, -1))
-    assert small < peak / 100
-
-
-def test_peak_memory_sees_inside_composite_operators():
-    """PyTorch's unfused attention builds the n x n weights inside one operator and
-    frees them before returning; they must still count."""
-    x = torch.randn(1, 1, 1024, 8)
-    with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH):
-        peak = peak_memory(
-            lambda: torch.nn.functional.scaled_dot_product_attention(x, x, x)
-        )
-    assert peak >= 1024 * 1024 * 4
-
-
-def test_best_time_is_the_minimum():
-    calls = []
-    assert best_time(lambda: calls.append(1), repeats=3) >= 0
-    assert len(calls) == 3
-
-
 @pytest.mark.parametrize(
     ("call", "message"),
     [
@@ -163,13 +137,13 @@ def test_best_time_is_the_minimum():
             lambda: sliding_window_attention(
                 torch.ones(4, 2), torch.ones(5, 2), torch.ones(5, 2), 1
             ),
-            "same, non-zero length",
+            "must have the same length",
         ),
         (
             lambda: linear_attention(
                 torch.ones(4, 2), torch.ones(5, 2), torch.ones(5, 2), causal=True
             ),
-            "as many queries as keys",
+            "must have the same length",
         ),
         (
             lambda: GraphAttentionLayer(3, 2)(
