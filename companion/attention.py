@@ -29,6 +29,7 @@ from companion.validation import (
     check_finite,
     check_float_tensor,
     check_kernel_inputs,
+    check_leading_axes,
     check_lengths,
     check_mask,
     check_module_input,
@@ -36,6 +37,7 @@ from companion.validation import (
     check_positive_int,
     check_positive_number,
     check_same_dtype,
+    check_scores,
     check_sequence,
     check_sizes,
 )
@@ -49,6 +51,7 @@ def masked_softmax(scores: Tensor, mask: Tensor | None = None) -> Tensor:
     ``-inf`` and gets weight ``exp(-inf) = 0``; a row with no allowed key gets all
     zeros, never NaN (chapter 1; Part 2, chapter 3).
     """
+    check_scores(scores, -1, "scores")
     if mask is not None:
         check_mask(mask, tuple(scores.shape))
         scores = scores.masked_fill(~mask, -math.inf)
@@ -68,7 +71,8 @@ def gaussian_scores(
     """
     check_kernel_inputs(queries, keys, width)
     scores = -0.5 * ((queries[:, None] - keys[None, :]) / width) ** 2
-    check_finite(scores, f"the scores for width={float(width):g} in {queries.dtype}")
+    shown = "width (a tensor)" if isinstance(width, Tensor) else f"width={width:g}"
+    check_finite(scores, f"the scores for {shown} in {queries.dtype}")
     return scores
 
 
@@ -163,8 +167,6 @@ def padding_mask(
     return keep[:, None, None, :]
 
 
-
-
 def scaled_dot_product_attention(
     q: Tensor,
     k: Tensor,
@@ -187,11 +189,12 @@ def scaled_dot_product_attention(
     ``(output, weights)``: output (..., q_len, d_v), weights (..., q_len, k_len).
     """
     scale = check_attention(q, k, v, mask, bias, scale)  # 1 / sqrt(d_k) by default
-    scores = (q * scale) @ k.transpose(-2, -1)  # scaled first: no float16 overflow
+    wide = accumulation_dtype(q.dtype)  # float16 scores overflow: float32 for half
+    scores = (q.to(wide) * scale) @ k.to(wide).transpose(-2, -1)
     if bias is not None:
         scores = scores + bias
     weights = softmax(scores if mask is None else scores.masked_fill(~mask, -math.inf))
-    return weights @ v, weights
+    return (weights @ v.to(wide)).to(q.dtype), weights.to(q.dtype)
 
 
 def fused_attention(
@@ -249,12 +252,14 @@ def attention_backward(
     check_backward_inputs(q, k, v, grad_out)
     scale = check_attention(q, k, v, mask, bias, scale)  # 1 / sqrt(d_k) by default
     _, p = scaled_dot_product_attention(q, k, v, mask=mask, bias=bias, scale=scale)
+    dtype, wide = q.dtype, accumulation_dtype(q.dtype)  # half: products in float32
+    p, q, k, v, grad_out = (t.to(wide) for t in (p, q, k, v, grad_out))
     dv = p.transpose(-2, -1) @ grad_out
     dp = grad_out @ v.transpose(-2, -1)
     ds = p * (dp - (dp * p).sum(dim=-1, keepdim=True))
     dq = scale * ds @ k
     dk = scale * ds.transpose(-2, -1) @ q
-    return dq, dk, dv
+    return dq.to(dtype), dk.to(dtype), dv.to(dtype)
 
 
 class AdditiveAttention(nn.Module):
@@ -312,6 +317,7 @@ class AdditiveAttention(nn.Module):
                 f"{tuple(keys.shape)}, got {tuple(values.shape)}"
             )
         check_finite(values, "values")
+        check_leading_axes(query=query, keys=keys, values=values)
 
 
 class MultiHeadAttention(nn.Module):
@@ -441,24 +447,24 @@ def chunked_attention(
     Shapes: as `scaled_dot_product_attention`; returns the output only,
     (..., q_len, d_v).
     """
-    q = q * check_attention(q, k, v, mask, None, scale)  # scale once, not per block
+    scale = check_attention(q, k, v, mask, None, scale)  # 1 / sqrt(d_k) by default
     check_positive_int(chunk_size, "chunk_size")
     lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     q_len, k_len = q.shape[-2], k.shape[-2]
     if mask is not None:
         mask = torch.broadcast_to(mask, (*lead, q_len, k_len))  # a view, no copy
-    wide = accumulation_dtype(q.dtype)  # running sums in float32 for half inputs
+    wide = accumulation_dtype(q.dtype)  # scores and sums in float32 for half inputs
     output = torch.empty((*lead, q_len, v.shape[-1]), dtype=q.dtype, device=q.device)
     for q_start in range(0, q_len, chunk_size):
-        q_block = q[..., q_start : q_start + chunk_size, :]
+        q_block = q[..., q_start : q_start + chunk_size, :].to(wide) * scale
         rows = q_block.shape[-2]
-        m = torch.full((*lead, rows, 1), -math.inf, dtype=q.dtype, device=q.device)
+        m = torch.full((*lead, rows, 1), -math.inf, dtype=wide, device=q.device)
         total = torch.zeros((*lead, rows, 1), dtype=wide, device=q.device)
         acc = torch.zeros((*lead, rows, v.shape[-1]), dtype=wide, device=q.device)
         for k_start in range(0, k_len, chunk_size):
             k_block = k[..., k_start : k_start + chunk_size, :]
             v_block = v[..., k_start : k_start + chunk_size, :]
-            scores = q_block @ k_block.transpose(-2, -1)
+            scores = q_block @ k_block.to(wide).transpose(-2, -1)
             if mask is not None:
                 block = mask[
                     ..., q_start : q_start + rows, k_start : k_start + chunk_size
@@ -470,7 +476,7 @@ def chunked_attention(
             p = torch.exp(scores - safe)  # masked scores: exp(-inf) = 0
             correction = torch.exp(m - safe)  # exp(-inf) = 0 on the first block
             total = total * correction + p.sum(dim=-1, keepdim=True, dtype=wide)
-            acc = acc * correction + (p @ v_block).to(wide)
+            acc = acc * correction + p @ v_block.to(wide)
             m = m_new
         block_output = acc / total.clamp_min(torch.finfo(wide).tiny)  # masked rows: 0
         output[..., q_start : q_start + rows, :] = block_output.to(q.dtype)

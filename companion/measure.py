@@ -11,12 +11,13 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from companion.validation import check_positive_int
+
 
 def best_time(function: Callable[[], object], repeats: int = 5) -> float:
     """The shortest of ``repeats`` wall-clock times of ``function()``, in seconds
     (the minimum is the least disturbed by other work on the machine)."""
-    if not (isinstance(repeats, int) and repeats > 0):
-        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    check_positive_int(repeats, "repeats")
     times = []
     for _ in range(repeats):
         start = time.perf_counter()

@@ -72,7 +72,7 @@ class TransformerBlock(nn.Module):
     ):
         super().__init__()
         check_choice(position, POSITIONS, "position")
-        check_sizes(d_ff=d_ff)
+        check_sizes(d_model=d_model, num_heads=num_heads, d_ff=d_ff)
         self.position, self.causal = position, causal
         self.norm1 = nn.LayerNorm(d_model)
         self.attention = MultiHeadAttention(d_model, num_heads)
@@ -187,7 +187,7 @@ class TransformerDecoderBlock(TransformerBlock):
         tgt) and (batch, heads, tgt, src), or None when ``need_weights`` is False.
         """
         self.check_inputs(x, None)
-        check_sequence(memory, self.attention.d_model, "memory")
+        self.check_memory(x, memory, memory_mask)
         h = self.norm1(x)
         seq = x.shape[1]
         attended, self_weights = self.attention(
@@ -205,6 +205,22 @@ class TransformerDecoderBlock(TransformerBlock):
         )
         x = x + attended
         return x + self.feed_forward(self.norm2(x)), self_weights, cross_weights
+
+    def check_memory(self, x: Tensor, memory: object, memory_mask: object) -> None:
+        """Raise unless ``memory`` is a finite (batch, src, d_model) tensor of the
+        weights' dtype with the batch size of ``x``, and ``memory_mask`` None or a
+        boolean mask of the cross-attention scores (batch, heads, tgt, src)."""
+        check_sequence(memory, self.attention.d_model, "memory")
+        check_module_input(memory, self.linear1.weight, "memory")
+        if memory.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"x and memory must share the batch size, got x {tuple(x.shape)} "
+                f"and memory {tuple(memory.shape)}"
+            )
+        if memory_mask is not None:
+            batch, tgt, src = x.shape[0], x.shape[1], memory.shape[1]
+            heads = self.attention.num_heads
+            check_mask(memory_mask, (batch, heads, tgt, src), "memory_mask")
 
 
 def token_embedding(vocab_size: int, d_model: int) -> nn.Embedding:
@@ -279,7 +295,8 @@ class TransformerEncoder(nn.Module):
     def embed(self, tokens: Tensor) -> Tensor:
         """``sqrt(d_model) E[tokens]`` plus the positions of a scheme that acts on
         the embeddings: (batch, seq, d_model)."""
-        check_token_ids(tokens, self.vocab_size)
+        max_len = None if self.learned is None else self.learned.max_len
+        check_token_ids(tokens, self.vocab_size, max_len=max_len)
         x = self.embedding(tokens) * math.sqrt(self.d_model)
         seq = tokens.shape[1]
         if self.position == "sinusoidal":
@@ -312,7 +329,7 @@ class TransformerClassifier(nn.Module):
             hidden, _ = self.encoder(tokens, need_weights=False)
             return self.head(hidden.mean(dim=1))
         check_token_ids(tokens, self.encoder.vocab_size)
-        check_lengths(lengths, tokens.shape[1])
+        check_lengths(lengths, tokens.shape[1], batch=tokens.shape[0])
         keep = padding_mask(lengths, tokens.shape[1])  # (batch, 1, 1, seq)
         hidden, _ = self.encoder(tokens, keep, need_weights=False)
         real = keep[:, 0, 0, :, None].to(hidden.dtype)  # (batch, seq, 1)

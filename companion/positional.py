@@ -18,15 +18,18 @@ import math
 import torch
 from torch import Tensor, nn
 
+from companion.softmax import accumulation_dtype
 from companion.validation import (
     check_bucket_sizes,
     check_encoding_sizes,
+    check_finite,
+    check_float_dtype,
     check_ids,
     check_index_tensor,
     check_positive_int,
-    check_positive_number,
     check_relative_inputs,
     check_rope_inputs,
+    check_rope_queries_and_keys,
     check_sizes,
 )
 
@@ -74,6 +77,7 @@ def sinusoidal_encoding(
     given ``dtype`` (default float32) on ``device``; ``d_model`` must be even.
     """
     check_encoding_sizes(d_model, 2, base, num_positions=num_positions)
+    check_float_dtype(dtype)
     position = torch.arange(num_positions, dtype=torch.float64, device=device)
     i = torch.arange(0, d_model, 2, dtype=torch.float64, device=device)  # 2i
     angle = position[:, None] * base ** (-i / d_model)  # (num_positions, d_model / 2)
@@ -100,6 +104,7 @@ def sinusoidal_encoding_2d(
     must be a multiple of 4.
     """
     check_encoding_sizes(d_model, 4, base, height=height, width=width)
+    check_float_dtype(dtype)
     half = d_model // 2
     rows = sinusoidal_encoding(height, half, base, device, dtype)
     columns = sinusoidal_encoding(width, half, base, device, dtype)
@@ -176,13 +181,8 @@ def rope_queries_and_keys(
     Shapes: ``q`` (..., q_len, d), ``k`` (..., k_len, d), ``q_len <= k_len``;
     the results have the same shapes.
     """
-    check_positive_number(scale, "scale")
-    q_len, k_len = q.shape[-2], k.shape[-2]
-    if q_len > k_len:
-        raise ValueError(
-            f"the {q_len} queries must be the last of the {k_len} key positions"
-        )
-    positions = torch.arange(k_len, device=k.device) * scale
+    q_len, k_len = check_rope_queries_and_keys(q, k, scale, base)
+    positions = torch.arange(k_len, dtype=torch.float64, device=k.device) * scale
     return apply_rope(q, positions[k_len - q_len :], base), apply_rope(
         k, positions, base
     )
@@ -206,7 +206,7 @@ def alibi_slopes(num_heads: int, device: torch.device | str | None = None) -> Te
         slopes = power_of_two(num_heads)
     else:
         closest = 2 ** math.floor(math.log2(num_heads))
-        extra = alibi_slopes(2 * closest).tolist()[0::2][: num_heads - closest]
+        extra = power_of_two(2 * closest)[0::2][: num_heads - closest]
         slopes = power_of_two(closest) + extra
     return torch.tensor(slopes, dtype=torch.float64, device=device)
 
@@ -230,6 +230,7 @@ def alibi_bias(
     float32, on ``device``); pass it as the ``bias`` of
     `companion.attention.scaled_dot_product_attention`.
     """
+    check_float_dtype(dtype)
     slopes = alibi_slopes(num_heads, device)
     distance = _relative_positions(q_len, k_len, device).abs().to(torch.float64)
     return (0.0 - slopes[:, None, None] * distance).to(dtype)  # 0.0 - : no -0.0
@@ -333,6 +334,9 @@ def relative_scores(q: Tensor, k: Tensor, relative: Tensor) -> Tensor:
     softmaxed over the keys (Part 4, chapter 3).
     """
     check_relative_inputs(q, k, relative)
-    content = q @ k.transpose(-2, -1)
-    position = torch.einsum("...qd,qkd->...qk", q, relative)
-    return (content + position) / math.sqrt(q.shape[-1])
+    dtype, wide = q.dtype, accumulation_dtype(q.dtype)  # half: sums in float32
+    content = q.to(wide) @ k.to(wide).transpose(-2, -1)
+    position = torch.einsum("...qd,qkd->...qk", q.to(wide), relative.to(wide))
+    scores = ((content + position) / math.sqrt(q.shape[-1])).to(dtype)
+    check_finite(scores, f"the scores of q, k and relative in {dtype}")
+    return scores

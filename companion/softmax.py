@@ -11,7 +11,7 @@ from torch import Tensor
 
 from companion.validation import (
     check_classification,
-    check_fraction,
+    check_finite,
     check_positive_int,
     check_positive_number,
     check_probabilities,
@@ -115,8 +115,7 @@ def cross_entropy(
     Shapes: ``logits`` (N, K); ``target`` (N,) integers in ``[0, K)``; the result
     is a scalar.
     """
-    check_classification(logits, target)
-    check_fraction(label_smoothing, "label_smoothing")
+    check_classification(logits, target, label_smoothing)
     log_p = log_softmax(logits, dim=-1)
     y = torch.full_like(log_p, label_smoothing / logits.shape[-1])  # eps / K ...
     on_target = torch.full_like(log_p[:, :1], 1 - label_smoothing)  # ... + 1 - eps
@@ -163,8 +162,7 @@ def entmax15(x: Tensor, dim: int = -1) -> Tensor:
     Shapes: ``x`` of any shape; the result has the same shape.
     """
     check_scores(x, dim)
-    if bool(torch.isinf(x).any()):
-        raise ValueError("entmax15 needs finite scores; mask with sparsemax or softmax")
+    check_finite(x, "x (entmax15 needs finite scores; mask with sparsemax or softmax)")
     z = x.transpose(dim, -1).to(accumulation_dtype(x.dtype)) / 2
     z = z - z.amax(dim=-1, keepdim=True)  # shift invariance, for accuracy
     z_sorted, _ = torch.sort(z, dim=-1, descending=True)

@@ -8,11 +8,12 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from companion.validation import check_positive_int, check_positive_number
+from companion.validation import check_positive_int, check_positive_number, check_seed
 
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and PyTorch, so that a run is repeatable."""
+    check_seed(seed)
     random.seed(seed)
     np.random.seed(seed)  # noqa: NPY002 (seed the legacy global generator too)
     torch.manual_seed(seed)

@@ -49,7 +49,8 @@ def check_nonnegative_int(value: object, name: str) -> None:
 
 
 def check_divisible(value: int, divisor: int, name: str, divisor_name: str) -> None:
-    """Raise unless `divisor` divides `value` (both already checked as sizes)."""
+    """Raise unless `value` and `divisor` are sizes and `divisor` divides `value`."""
+    check_sizes(**{name: value, divisor_name: divisor})
     if value % divisor:
         raise ValueError(f"{name}={value} is not divisible by {divisor_name}={divisor}")
 
@@ -63,6 +64,7 @@ def check_positive_number(
     if not (_is_real(value) and 0 < value < math.inf):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     if dtype is not None:
+        check_float_dtype(dtype)
         info = torch.finfo(dtype)
         if not info.tiny * info.eps <= value <= info.max:  # the subnormals count
             raise ValueError(f"{name}={value!r} is not representable in {dtype}")
@@ -91,6 +93,13 @@ def check_bucket_sizes(
             f"need max_distance > exact range, got num_buckets={num_buckets}, "
             f"max_distance={max_distance}"
         )
+
+
+def check_seed(seed: object, name: str = "seed") -> None:
+    """Raise unless `seed` is an integer in ``[0, 2**32)``, which Python, NumPy
+    and PyTorch all accept (NumPy refuses negative and larger seeds)."""
+    if not (_is_integer(seed) and 0 <= seed < 2**32):
+        raise ValueError(f"{name} must be an integer in [0, 2**32), got {seed!r}")
 
 
 def check_fraction(value: object, name: str) -> None:
@@ -130,6 +139,13 @@ def check_float_tensor(x: object, name: str, ndim: tuple[int, ...] = ()) -> None
         raise ValueError(f"{name} must have {wanted} axes, got shape {_shape(x)}")
 
 
+def check_float_dtype(dtype: object, name: str = "dtype") -> None:
+    """Raise unless `dtype` is a floating-point ``torch.dtype`` (a builder of
+    sines or slopes in an integer dtype would round them to 0 and 1)."""
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"{name} must be a floating-point torch.dtype, got {dtype!r}")
+
+
 def check_index_tensor(x: object, name: str, ndim: tuple[int, ...] = ()) -> None:
     """Raise unless `x` is an int32 or int64 tensor (the dtypes that embeddings and
     indexing accept), with one of the numbers of axes in `ndim`, when given."""
@@ -150,14 +166,21 @@ def check_ids(x: Tensor, upper: int, name: str) -> None:
         )
 
 
-def check_token_ids(tokens: object, vocab_size: int, name: str = "tokens") -> None:
+def check_token_ids(
+    tokens: object, vocab_size: int, name: str = "tokens", max_len: int | None = None
+) -> None:
     """Raise unless `tokens` is an integer tensor of shape (batch, seq), both at
-    least 1, holding ids in ``[0, vocab_size)``."""
+    least 1 (and ``seq <= max_len``, when given), holding ids in
+    ``[0, vocab_size)``."""
     check_index_tensor(tokens, name, ndim=(2,))
     if 0 in tokens.shape:
         raise ValueError(
             f"{name} must have shape (batch, seq) with batch, seq >= 1, "
             f"got {_shape(tokens)}"
+        )
+    if max_len is not None and tokens.shape[1] > max_len:
+        raise ValueError(
+            f"{name} has {tokens.shape[1]} positions, more than max_len={max_len}"
         )
     check_ids(tokens, vocab_size, name)
 
@@ -169,6 +192,9 @@ def check_lengths(
     given) with entries in ``[lowest, max_len]``, ``max_len`` a positive integer."""
     check_index_tensor(lengths, "lengths", ndim=(1,))
     check_positive_int(max_len, "max_len")
+    check_nonnegative_int(lowest, "lowest")
+    if batch is not None:
+        check_positive_int(batch, "batch")
     if batch is not None and lengths.shape[0] != batch:
         raise ValueError(f"lengths must have shape ({batch},), got {_shape(lengths)}")
     if bool(((lengths < lowest) | (lengths > max_len)).any()):
@@ -187,6 +213,7 @@ def check_source(source: object, lengths: object, vocab_size: int) -> None:
 def check_target(target: object, vocab_size: int, batch: int) -> None:
     """Raise unless ``target`` holds token ids (batch, steps) for ``batch`` sources."""
     check_token_ids(target, vocab_size, "target_in")
+    check_positive_int(batch, "batch")
     if target.shape[0] != batch:
         raise ValueError(
             f"source and target_in must have the same batch size, got {batch} and "
@@ -198,6 +225,13 @@ def check_finite(x: Tensor, name: str) -> None:
     """Raise if `x` holds NaN or an infinity."""
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or infinite values")
+
+
+def check_normaliser(total: Tensor, name: str) -> None:
+    """Raise unless every entry of `total`, a sum of positive weights that will
+    divide, is positive and finite (it underflows to 0 when the weights do)."""
+    if not bool(((total > 0) & torch.isfinite(total)).all()):
+        raise ValueError(f"{name} underflows to 0 or overflows; scale the inputs down")
 
 
 def check_scores(x: object, dim: int = -1, name: str = "x") -> None:
@@ -219,6 +253,18 @@ def check_same_dtype(**tensors: Tensor) -> None:
     if len({t.dtype for t in tensors.values()}) > 1:
         listed = ", ".join(f"{name} {t.dtype}" for name, t in tensors.items())
         raise ValueError(f"inputs must share one dtype, got {listed}")
+
+
+def check_leading_axes(**tensors: Tensor) -> None:
+    """Raise unless the leading (batch, heads) axes of the named tensors, all but
+    their last two, broadcast together."""
+    try:
+        torch.broadcast_shapes(*(t.shape[:-2] for t in tensors.values()))
+    except RuntimeError:
+        listed = ", ".join(f"{name} {_shape(t)}" for name, t in tensors.items())
+        raise ValueError(
+            f"the leading (batch) axes do not broadcast: {listed}"
+        ) from None
 
 
 def check_sequence(x: object, d_model: int, name: str = "x") -> None:
@@ -250,17 +296,17 @@ def _broadcasts(x: Tensor, shape: tuple[int, ...]) -> bool:
         return False
 
 
-def check_mask(mask: object, shape: tuple[int, ...]) -> None:
+def check_mask(mask: object, shape: tuple[int, ...], name: str = "mask") -> None:
     """Raise unless `mask` is a boolean tensor (True = may attend) that broadcasts
     to the scores' `shape`."""
     if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
         raise ValueError(
-            "mask must be a boolean tensor (True = may attend); "
+            f"{name} must be a boolean tensor (True = may attend); "
             "pass an additive float mask as `bias` instead"
         )
     if not _broadcasts(mask, shape):
         raise ValueError(
-            f"mask of shape {_shape(mask)} does not broadcast to the attention "
+            f"{name} of shape {_shape(mask)} does not broadcast to the attention "
             f"scores of shape {tuple(shape)}"
         )
 
@@ -394,10 +440,15 @@ def check_probabilities(p: object) -> None:
         )
 
 
-def check_classification(logits: object, target: object) -> None:
+def check_classification(
+    logits: object, target: object, label_smoothing: object = 0.0
+) -> None:
     """Raise unless ``logits`` (N, K) with N, K >= 1 and integer ``target`` (N,)
-    in ``[0, K)`` fit a classification loss."""
+    in ``[0, K)`` fit a classification loss with ``label_smoothing`` in [0, 1],
+    and no class the (smoothed) target gives weight has the logit ``-inf`` (its
+    loss would be infinite)."""
     check_scores(logits, -1, "logits")
+    check_fraction(label_smoothing, "label_smoothing")
     if logits.dim() != 2 or logits.shape[0] == 0:
         raise ValueError(
             f"logits must have shape (N, K) with N >= 1, got {tuple(logits.shape)}"
@@ -410,7 +461,17 @@ def check_classification(logits: object, target: object) -> None:
         )
     n, k = logits.shape
     if bool(((target < 0) | (target >= k)).any()):
-        raise ValueError(f"target values must lie in [0, {k}), got {target.tolist()}")
+        raise ValueError(
+            f"target values must lie in [0, {k}) for logits of shape {(n, k)}, "
+            f"got {target.tolist()}"
+        )
+    masked = torch.isneginf(logits)
+    at_target = masked.gather(1, target[:, None].long())
+    if bool(masked.any() if label_smoothing else at_target.any()):
+        raise ValueError(
+            "logits is -inf at a class the target gives weight (the target class, "
+            "or any class with label_smoothing > 0): the cross-entropy is infinite"
+        )
 
 
 def check_encoding_sizes(d_model: object, multiple: int, base: object, **sizes) -> None:
@@ -434,6 +495,7 @@ def check_rope_inputs(x: object, positions: object, base: object) -> tuple[int, 
             f"x must have shape (..., seq, d) with d even (pairs), got {tuple(x.shape)}"
         )
     check_base(base)
+    check_finite(x, "x")
     seq, d = x.shape[-2], x.shape[-1]
     if positions is not None:
         if not isinstance(positions, Tensor) or positions.shape != (seq,):
@@ -446,6 +508,32 @@ def check_rope_inputs(x: object, positions: object, base: object) -> tuple[int, 
             )
         check_finite(positions, "positions")
     return seq, d
+
+
+def check_rope_queries_and_keys(
+    q: object, k: object, scale: object, base: object
+) -> tuple[int, int]:
+    """Raise unless ``q`` (..., q_len, d) and ``k`` (..., k_len, d) are finite float
+    tensors with ``d`` even and ``q_len <= k_len`` (the queries are the last
+    positions), ``scale`` a positive number and ``base`` above 1; return
+    ``(q_len, k_len)``."""
+    for name, t in (("q", q), ("k", k)):
+        check_float_tensor(t, name)
+        if t.dim() < 2 or t.shape[-1] % 2:
+            raise ValueError(
+                f"{name} must have shape (..., seq, d) with d even (pairs), "
+                f"got {tuple(t.shape)}"
+            )
+        check_finite(t, name)
+    check_positive_number(scale, "scale")
+    check_base(base)
+    q_len, k_len = q.shape[-2], k.shape[-2]
+    if q_len > k_len:
+        raise ValueError(
+            f"the {q_len} queries must be the last of the {k_len} key positions "
+            f"(q {tuple(q.shape)}, k {tuple(k.shape)})"
+        )
+    return q_len, k_len
 
 
 def check_relative_inputs(q: object, k: object, relative: object) -> None:
@@ -468,6 +556,7 @@ def check_relative_inputs(q: object, k: object, relative: object) -> None:
             f"with d >= 1; got q {tuple(q.shape)}, k {tuple(k.shape)}, "
             f"relative {tuple(relative.shape)}"
         )
+    check_leading_axes(q=q, k=k)
 
 
 def check_self_attention(q: object, k: object, v: object) -> None:
@@ -477,3 +566,313 @@ def check_self_attention(q: object, k: object, v: object) -> None:
         raise ValueError(
             f"q and k must have the same length, got {q.shape[-2]} and {k.shape[-2]}"
         )
+
+
+# The Part 6 tasks (companion.tasks) and companion.data ---------------------------
+
+
+def check_string(value: object, name: str) -> None:
+    """Raise unless `value` is a ``str``."""
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, got {type(value).__name__}")
+
+
+def check_path(path: object, name: str = "path") -> None:
+    """Raise unless `path` is a ``str`` or a path object (``open(3)`` would read
+    file descriptor 3, ``open(True)`` standard output)."""
+    if not (isinstance(path, str) or hasattr(path, "__fspath__")):
+        raise ValueError(
+            f"{name} must be a str or a pathlib.Path, got {type(path).__name__}"
+        )
+
+
+def _as_list(items: object, name: str, what: str) -> list:
+    """``items`` as a non-empty list: any iterable but a single string."""
+    if isinstance(items, str | bytes):
+        raise ValueError(f"{name} must be a non-empty list of {what}, got one string")
+    if not hasattr(items, "__iter__"):
+        raise ValueError(
+            f"{name} must be a non-empty list of {what}, got {type(items).__name__}"
+        )
+    items = list(items)
+    if not items:
+        raise ValueError(f"{name} must be a non-empty list of {what}, got none")
+    return items
+
+
+def check_texts(
+    texts: object,
+    name: str = "texts",
+    alphabet: str | None = None,
+    same_length: bool = False,
+    count: int | None = None,
+) -> list[str]:
+    """Return `texts` as a list, after checking it: an iterable (list, tuple,
+    generator) of at least one string, but not a single string (which would be
+    read character by character); ``count`` strings when given. With
+    ``alphabet``, every text is non-empty and made of its characters; with
+    ``same_length``, all texts have one length."""
+    texts = _as_list(texts, name, "strings")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ValueError(f"{name}[{i}] must be a string, got {type(text).__name__}")
+        if alphabet is not None and not text:
+            raise ValueError(f"{name}[{i}] is an empty string")
+    if count is not None and len(texts) != count:
+        raise ValueError(f"{name} must hold {count} strings, got {len(texts)}")
+    if alphabet is not None:
+        unknown = sorted({c for text in texts for c in text} - set(alphabet))
+        if unknown:
+            raise ValueError(f"{name} hold characters outside {alphabet!r}: {unknown}")
+    if same_length and len({len(text) for text in texts}) > 1:
+        raise ValueError(
+            f"{name} must all have the same length, got lengths "
+            f"{sorted({len(text) for text in texts})}"
+        )
+    return texts
+
+
+def check_text_pairs(pairs: object, name: str = "pairs") -> tuple[list, list]:
+    """Return the first and the second strings of `pairs`, an iterable of at least
+    one ``(str, str)`` pair (not a string)."""
+    pairs = _as_list(pairs, name, "(str, str) pairs")
+    for i, pair in enumerate(pairs):
+        if not (
+            isinstance(pair, tuple | list)
+            and len(pair) == 2
+            and all(isinstance(s, str) for s in pair)
+        ):
+            raise ValueError(f"{name}[{i}] must be a pair of strings, got {pair!r}")
+    return [first for first, _ in pairs], [second for _, second in pairs]
+
+
+def check_fractions(**fractions: object) -> None:
+    """`check_fraction` for every keyword: ``check_fractions(share=0.4, ...)``."""
+    for name, value in fractions.items():
+        check_fraction(value, name)
+
+
+def check_open_fraction(value: object, name: str) -> None:
+    """Raise unless `value` is a real number strictly between 0 and 1."""
+    if not (_is_real(value) and 0 < value < 1):
+        raise ValueError(f"{name} must be a number in (0, 1), got {value!r}")
+
+
+def check_choices(choices: tuple | dict, **values: object) -> None:
+    """`check_choice` for every keyword: ``check_choices(NAMES, position=...)``."""
+    for name, value in values.items():
+        check_choice(value, choices, name)
+
+
+def check_subset(values: object, choices: tuple, name: str) -> None:
+    """Raise unless `values` is a non-empty tuple or list of names in `choices`."""
+    if not (
+        isinstance(values, tuple | list)
+        and values
+        and all(isinstance(v, str) and v in choices for v in values)
+    ):
+        raise ValueError(
+            f"{name} must be a non-empty tuple of names from {tuple(choices)}, "
+            f"got {values!r}"
+        )
+
+
+def check_type(value: object, types: type | tuple[type, ...], name: str) -> None:
+    """Raise unless `value` is an instance of one of `types`."""
+    if not isinstance(value, types):
+        types = types if isinstance(types, tuple) else (types,)
+        wanted = " or ".join(f"a {t.__name__}" for t in types)
+        raise ValueError(f"{name} must be {wanted}, got {type(value).__name__}")
+
+
+def check_index(value: object, upper: int, name: str) -> None:
+    """Raise unless `value` is an integer (not a boolean) in ``[0, upper)``."""
+    if not (_is_integer(value) and 0 <= value < upper):
+        raise ValueError(f"{name} must be an integer in [0, {upper}), got {value!r}")
+
+
+def check_date(date: object, first: object, last: object, name: str = "date") -> None:
+    """Raise unless `date` is a ``datetime.date`` (not a ``datetime``, which does
+    not compare with dates) between `first` and `last`, both included."""
+    if type(date) is not type(first):
+        raise ValueError(f"{name} must be a datetime.date, got {type(date).__name__}")
+    if not first <= date <= last:
+        raise ValueError(f"{name} must lie in [{first}, {last}], got {date}")
+
+
+def check_size_tuple(values: object, name: str) -> None:
+    """Raise unless `values` is a tuple (possibly empty) of positive integers."""
+    if not (
+        isinstance(values, tuple) and all(_is_integer(v) and v > 0 for v in values)
+    ):
+        raise ValueError(f"{name} must be a tuple of positive integers, got {values!r}")
+
+
+def check_id_vector(x: object, upper: int, name: str, length: int) -> None:
+    """Raise unless `x` is an int32/int64 tensor of shape (length,) holding ids in
+    ``[0, upper)``."""
+    check_index_tensor(x, name, ndim=(1,))
+    if x.shape[0] != length:
+        raise ValueError(f"{name} must have shape ({length},), got {_shape(x)}")
+    check_ids(x, upper, name)
+
+
+def check_sessions(
+    sessions: object, num_items: object, name: str = "sessions", min_length: int = 1
+) -> None:
+    """Raise unless ``num_items`` is a positive integer and ``sessions`` an
+    int32/int64 tensor (users, seq) with users >= 1 and seq >= ``min_length``,
+    holding item ids in ``[0, num_items)``."""
+    check_positive_int(num_items, "num_items")
+    check_index_tensor(sessions, name, ndim=(2,))
+    if sessions.shape[0] < 1 or sessions.shape[1] < min_length:
+        raise ValueError(
+            f"{name} must have shape (users, seq) with users >= 1 and seq >= "
+            f"{min_length}, got {_shape(sessions)}"
+        )
+    check_ids(sessions, num_items, name)
+
+
+def check_session_process(process: object) -> None:
+    """Raise unless the fields of a ``SessionProcess`` fit together: positive
+    integer sizes, rates in [0, 1), a zipf_exponent in [0, inf), and
+    ``num_items - num_trending`` a positive multiple of ``num_genres *
+    series_length``."""
+    check_sizes(
+        num_items=process.num_items,
+        num_genres=process.num_genres,
+        series_length=process.series_length,
+        num_trending=process.num_trending,
+    )
+    for name, upper in (
+        ("trending_rate", 1),
+        ("abandon_rate", 1),
+        ("explore_rate", 1),
+        ("zipf_exponent", math.inf),
+    ):
+        value = getattr(process, name)
+        if not (_is_real(value) and 0 <= value < upper):
+            raise ValueError(f"{name} must be a number in [0, {upper}), got {value!r}")
+    episodes = process.num_items - process.num_trending
+    block = process.num_genres * process.series_length
+    if episodes < block or episodes % block:
+        raise ValueError(
+            f"num_items - num_trending = {episodes} must be a positive multiple of "
+            f"num_genres * series_length = {block}"
+        )
+
+
+def check_ranking(scores: object, target: object, k: object) -> None:
+    """Raise unless ``scores`` (users, items) is a float tensor without NaN, with
+    users, items >= 1, ``target`` (users,) holds item ids and ``k`` is an integer
+    in ``[1, items]``."""
+    check_float_tensor(scores, "scores", ndim=(2,))
+    if 0 in scores.shape:
+        raise ValueError(
+            f"scores must have shape (users, items) with users, items >= 1, got "
+            f"{_shape(scores)}"
+        )
+    if bool(torch.isnan(scores).any()):
+        raise ValueError("scores must not contain NaN")
+    check_id_vector(target, scores.shape[1], "target", scores.shape[0])
+    check_positive_int(k, "k")
+    if k > scores.shape[1]:
+        raise ValueError(
+            f"k must be at most the number of items {scores.shape[1]}, got {k}"
+        )
+
+
+def check_patch_size(patch_size: object, height: int, width: int) -> None:
+    """Raise unless `patch_size` is a positive integer dividing `height` and
+    `width`, the sides of the images."""
+    check_positive_int(patch_size, "patch_size")
+    if height % patch_size or width % patch_size:
+        raise ValueError(
+            f"the image size {height}x{width} is not divisible by "
+            f"patch_size={patch_size}"
+        )
+
+
+def check_vit_options(
+    image_size: int, patch_size: object, position: object, positions: tuple
+) -> None:
+    """Raise unless `patch_size` divides the (checked) `image_size` and
+    `position` is one of `positions`."""
+    check_patch_size(patch_size, image_size, image_size)
+    check_choice(position, positions, "position")
+
+
+def check_class_token_weights(weights: object, grid: object) -> None:
+    """Raise unless ``grid`` is a positive integer and ``weights`` a float tensor
+    (batch, heads, 1 + grid**2, 1 + grid**2): a layer's attention weights over a
+    class token and a grid of patches."""
+    check_positive_int(grid, "grid")
+    check_float_tensor(weights, "weights")
+    seq = 1 + grid**2
+    if (
+        weights.dim() != 4
+        or tuple(weights.shape[-2:]) != (seq, seq)
+        or weights.shape[1] == 0
+    ):
+        raise ValueError(
+            f"weights must have shape (batch, heads, {seq}, {seq}) with heads >= 1 "
+            f"for grid={grid}, got {_shape(weights)}"
+        )
+
+
+def check_labelled_images(images: object, labels: object) -> None:
+    """Raise unless ``images`` is a finite float tensor (batch, H, W) and
+    ``labels`` an int32/int64 tensor (batch,)."""
+    check_float_tensor(images, "images", ndim=(3,))
+    check_finite(images, "images")
+    check_index_tensor(labels, "labels", ndim=(1,))
+    if labels.shape[0] != images.shape[0]:
+        raise ValueError(
+            f"labels must have shape ({images.shape[0]},) to match images "
+            f"{_shape(images)}, got {_shape(labels)}"
+        )
+
+
+def check_regression_options(
+    n: object, noise: object, low: object, high: object, seed: object
+) -> None:
+    """Raise unless ``n`` is a positive integer, ``seed`` an integer in [0, 2**64)
+    (what ``torch.Generator.manual_seed`` takes) and ``noise >= 0``, ``low <
+    high`` finite numbers small enough for float32 data (magnitudes up to
+    ``finfo(float32).max / 16``, so that ``2x``, ``high - low`` and the noise stay
+    finite)."""
+    check_positive_int(n, "n")
+    check_index(seed, 2**64, "seed")
+    limit = float(torch.finfo(torch.float32).max) / 16
+    if not (_is_real(noise) and 0 <= noise <= limit):
+        raise ValueError(
+            f"noise must be a finite number >= 0 (at most {limit:.2g}), got {noise!r}"
+        )
+    for name, value in (("low", low), ("high", high)):
+        if not (_is_real(value) and -limit <= value <= limit):
+            raise ValueError(
+                f"{name} must be a finite number of magnitude at most {limit:.2g}, "
+                f"got {value!r}"
+            )
+    if not low < high:
+        raise ValueError(f"need low < high, got low={low!r}, high={high!r}")
+
+
+def check_seeded_sizes(seed: object, **sizes: object) -> None:
+    """Raise unless ``seed`` is a non-negative integer and every keyword a
+    positive integer (the arguments of a generator of data)."""
+    check_nonnegative_int(seed, "seed")
+    check_sizes(**sizes)
+
+
+def check_image_patches(images: object, patch_size: object) -> None:
+    """Raise unless ``images`` is a finite float tensor (batch, H, W) or (batch,
+    C, H, W) with C, H, W >= 1 and ``patch_size`` a positive integer dividing H
+    and W."""
+    check_float_tensor(images, "images", ndim=(3, 4))
+    if 0 in images.shape[1:]:
+        raise ValueError(
+            f"images must have non-empty (C,) H and W axes, got {_shape(images)}"
+        )
+    check_finite(images, "images")
+    check_patch_size(patch_size, *images.shape[-2:])

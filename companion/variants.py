@@ -19,6 +19,7 @@ from companion.validation import (
     check_float_tensor,
     check_module_input,
     check_nonnegative_int,
+    check_normaliser,
     check_positive_int,
     check_qkv,
     check_self_attention,
@@ -72,7 +73,8 @@ def sliding_window_attention(q: Tensor, k: Tensor, v: Tensor, window: int) -> Te
     """
     check_self_attention(q, k, v)
     check_nonnegative_int(window, "window")
-    n = q.shape[-2]
+    n, dtype, wide = q.shape[-2], q.dtype, accumulation_dtype(q.dtype)
+    q, k, v = q.to(wide), k.to(wide), v.to(wide)  # half: scores and sums in float32
     window = min(window, n - 1)  # a wider window sees nothing more
     width = 2 * window + 1
     # Pad the sequence axis so that every query has `width` neighbours (one copy),
@@ -87,7 +89,7 @@ def sliding_window_attention(q: Tensor, k: Tensor, v: Tensor, window: int) -> Te
     position = torch.arange(n, device=q.device)[:, None] + offsets[None, :]
     inside = (position >= 0) & (position < n)  # padded neighbours do not exist
     weights = masked_softmax(scores, inside)
-    return (weights.unsqueeze(-2) @ v_band).squeeze(-2)
+    return (weights.unsqueeze(-2) @ v_band).squeeze(-2).to(dtype)
 
 
 def elu_feature_map(x: Tensor) -> Tensor:
@@ -98,6 +100,8 @@ def elu_feature_map(x: Tensor) -> Tensor:
     function without the rounding of ``(exp(x) - 1) + 1`` to zero for very negative
     ``x``.
     """
+    check_float_tensor(x, "x")
+    check_finite(x, "x")
     return torch.where(x > 0, x + 1, torch.exp(torch.clamp(x, max=0)))
 
 
@@ -111,6 +115,10 @@ def linear_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool = False) -> T
     the sums run over ``j <= i``; this implementation stores all ``n`` running
     sums, ``n * d_k * d_v`` numbers, where a token-by-token recurrence would keep
     only the latest (Part 2, chapter 4, exercise). ``phi`` is `elu_feature_map`.
+    Dividing ``phi(q_i)`` by a constant per query, and every ``phi(k_j)`` by one
+    constant, leaves the ratio unchanged; as ``phi(x) = exp(x)`` for ``x <= 0``,
+    subtracting the largest entry when it is negative does that, so very negative
+    inputs do not underflow to ``0 / 0``.
 
     Shapes: ``q`` (..., m, d_k), ``k`` (..., n, d_k), ``v`` (..., n, d_v); the result
     is (..., m, d_v). ``causal`` needs ``m == n``. Half-precision inputs are
@@ -118,11 +126,9 @@ def linear_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool = False) -> T
     """
     check_self_attention(q, k, v) if causal else check_qkv(q, k, v)
     wide = accumulation_dtype(q.dtype)
-    phi_q, phi_k, v_ = (
-        elu_feature_map(q.to(wide)),
-        elu_feature_map(k.to(wide)),
-        v.to(wide),
-    )
+    q_, k_, v_ = q.to(wide), k.to(wide), v.to(wide)  # shifted by their largest
+    phi_q = elu_feature_map(q_ - q_.amax(dim=-1, keepdim=True).clamp(max=0))
+    phi_k = elu_feature_map(k_ - k_.amax(dim=(-2, -1), keepdim=True).clamp(max=0))
     if not causal:
         kv = phi_k.transpose(-2, -1) @ v_  # (..., d_k, d_v)
         normaliser = phi_q @ phi_k.sum(dim=-2, keepdim=True).transpose(-2, -1)
@@ -130,7 +136,8 @@ def linear_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool = False) -> T
         kv = torch.cumsum(phi_k.unsqueeze(-1) * v_.unsqueeze(-2), dim=-3)
         phi_q = phi_q.unsqueeze(-2)  # (..., n, 1, d_k), one row per running sum
         normaliser = phi_q @ torch.cumsum(phi_k, dim=-2).unsqueeze(-1)
-    out = (phi_q @ kv) / normaliser.clamp_min(torch.finfo(wide).tiny)
+    check_normaliser(normaliser, "phi(q) . sum_j phi(k_j), for these q and k,")
+    out = (phi_q @ kv) / normaliser
     return (out if not causal else out.squeeze(-2)).to(q.dtype)
 
 

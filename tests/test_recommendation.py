@@ -12,7 +12,6 @@ from companion.tasks.recommendation import (
     ndcg_at_k,
     next_item_loss,
     popularity_scores,
-    user_sessions,
 )
 from companion.training import train
 
@@ -22,9 +21,10 @@ SMALL = {"num_items": 8, "num_genres": 2, "series_length": 3, "num_trending": 2}
 
 
 def test_sessions_are_deterministic_for_a_seed_and_differ_across_seeds():
-    a, ga = user_sessions(50, 300, 20, seed=3)
-    b, gb = user_sessions(50, 300, 20, seed=3)
-    c, _ = user_sessions(50, 300, 20, seed=4)
+    process = SessionProcess(num_items=300)
+    a, ga = process.sample(50, 20, seed=3)
+    b, gb = process.sample(50, 20, seed=3)
+    c, _ = process.sample(50, 20, seed=4)
     assert torch.equal(a, b) and torch.equal(ga, gb)
     assert not torch.equal(a, c)
     assert a.shape == (50, 20) and ga.shape == (50,)
@@ -182,8 +182,12 @@ def test_sasrec_shapes_causality_and_shared_embeddings(position):
         scores = model(items)
         assert scores.shape == (3, 10, 30)
         assert torch.allclose(scores[:, :6], model(changed)[:, :6], atol=1e-6)
-        hidden, _ = model.encoder(items)
-        assert torch.allclose(scores, hidden @ model.encoder.embedding.weight.T)
+        hidden, _ = model.encoder(items, need_weights=False)  # the fused kernel
+        assert torch.equal(scores, hidden @ model.encoder.embedding.weight.T)
+        hidden, _ = model.encoder(items)  # the manual formula: the same, rounded
+        torch.testing.assert_close(
+            scores, hidden @ model.encoder.embedding.weight.T, atol=1e-5, rtol=1e-5
+        )
     weights = model.attention(items)
     assert len(weights) == 2 and weights[0].shape == (3, 2, 10, 10)
     # no output layer of its own: every (30, .) parameter is the item embedding
@@ -217,6 +221,8 @@ def test_next_item_loss_and_training():
         ({"explore_rate": True}, "explore_rate must be a number in"),
         ({"zipf_exponent": -1.0}, r"zipf_exponent must be a number in \[0, inf\)"),
         ({"zipf_exponent": math.inf}, "zipf_exponent must be a number in"),
+        ({"num_trending": True}, "num_trending must be a positive integer, got True"),
+        ({"abandon_rate": math.nan}, "abandon_rate must be a number in"),
     ],
 )
 def test_bad_process(options, message):
@@ -230,15 +236,36 @@ def test_bad_sampling_and_oracle_input():
         process.sample(0, 5, seed=0)
     with pytest.raises(ValueError, match="length must be a positive integer"):
         process.sample(3, 0, seed=0)
-    with pytest.raises(ValueError, match="item must be an int"):
+    with pytest.raises(ValueError, match="num_users must be .* got True"):
+        process.sample(True, 3, seed=0)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        process.sample(3, 3, seed=True)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        process.sample(3, 3, seed=2.0)
+    with pytest.raises(ValueError, match=r"item must be an integer in \[0, 300\)"):
         process.describe(300)
-    with pytest.raises(ValueError, match=r"histories must hold ids in \[0, 300\)"):
+    with pytest.raises(ValueError, match="item must be an integer .* got True"):
+        process.describe(True)
+    with pytest.raises(ValueError, match=r"genre must be an integer in \[0, 8\)"):
+        process.first_episode(8, 0)
+    with pytest.raises(ValueError, match=r"series must be an integer in \[0, 7\)"):
+        process.first_episode(0, -1)
+    with pytest.raises(ValueError, match=r"histories must lie in \[0, 300\)"):
         process.next_item_probabilities(torch.tensor([[300]]), torch.tensor([0]))
-    with pytest.raises(ValueError, match="histories must be a non-empty integer"):
+    with pytest.raises(ValueError, match="histories must be an int64 or int32"):
         process.next_item_probabilities(torch.tensor([1.0, 2.0]), torch.tensor([0]))
-    with pytest.raises(ValueError, match=r"genres must hold ids in \[0, 8\)"):
+    # 300 as uint8 would wrap around to 44
+    with pytest.raises(ValueError, match="histories must be an int64 or int32"):
+        process.next_item_probabilities(
+            torch.tensor([[255]], dtype=torch.uint8), torch.tensor([0])
+        )
+    with pytest.raises(ValueError, match="histories must have shape .* users >= 1"):
+        process.next_item_probabilities(
+            torch.zeros(0, 3, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+        )
+    with pytest.raises(ValueError, match=r"genres must lie in \[0, 8\)"):
         process.next_item_probabilities(torch.tensor([[1]]), torch.tensor([8]))
-    with pytest.raises(ValueError, match="genres must be a non-empty integer"):
+    with pytest.raises(ValueError, match="genres must be an int64 or int32"):
         process.next_item_probabilities(torch.tensor([[1]]), torch.tensor([0.0]))
     with pytest.raises(ValueError, match=r"genres must have shape \(1,\)"):
         process.next_item_probabilities(torch.tensor([[1]]), torch.tensor([0, 1]))
@@ -251,18 +278,21 @@ def test_bad_sampling_and_oracle_input():
         ([[0.0, 1.0]], torch.tensor([0]), 1, "scores must be a torch.Tensor"),
         (torch.zeros(1, 4, dtype=torch.long), torch.tensor([0]), 1, "floating-point"),
         (torch.tensor([[0.0, float("nan")]]), torch.tensor([0]), 1, "NaN"),
+        (torch.zeros(1, 4), torch.tensor([4]), 1, r"target must lie in \[0, 4\)"),
+        (torch.zeros(1, 4), torch.tensor([0.0]), 1, "target must be an int64 or int32"),
         (
             torch.zeros(1, 4),
-            torch.tensor([4]),
+            torch.tensor([0], dtype=torch.uint8),
             1,
-            r"target must hold ids in \[0, 4\)",
+            "target must be an int64 or int32 tensor, got torch.uint8",
         ),
         (
-            torch.zeros(1, 4),
-            torch.tensor([0.0]),
+            torch.zeros(0, 4),
+            torch.zeros(0, dtype=torch.long),
             1,
-            "target must be a non-empty integer",
+            r"scores must have shape \(users, items\) with users, items >= 1",
         ),
+        (torch.zeros(1, 4), torch.tensor([0]), True, "k must be a positive integer"),
         (torch.zeros(2, 4), torch.tensor([0]), 1, r"target must have shape \(2,\)"),
         (torch.zeros(1, 4), torch.tensor([0]), 0, "k must be a positive integer"),
         (
@@ -280,15 +310,121 @@ def test_bad_metric_input(metric, scores, target, k, message):
 
 
 def test_bad_reduction_loss_and_baseline_input():
-    with pytest.raises(ValueError, match="reduction must be 'mean' or 'none'"):
+    with pytest.raises(
+        ValueError, match=r"reduction must be one of \('mean', 'none'\)"
+    ):
         hit_rate_at_k(torch.zeros(1, 4), torch.tensor([0]), 1, reduction="sum")
-    with pytest.raises(ValueError, match="sessions must be a tensor of shape"):
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        ndcg_at_k(torch.zeros(1, 4), torch.tensor([0]), 1, reduction="sum")
+    with pytest.raises(ValueError, match="sessions must have shape .* seq >= 2"):
         next_item_loss(SASRec(10, d_model=8), torch.zeros(2, 1, dtype=torch.long))
-    with pytest.raises(ValueError, match=r"sessions must hold ids in \[0, 3\)"):
+    with pytest.raises(ValueError, match=r"sessions must lie in \[0, 3\)"):
         popularity_scores(torch.tensor([[0, 3]]), 3)
+    with pytest.raises(ValueError, match="sessions must be an int64 or int32"):
+        popularity_scores(torch.tensor([[0, 1]], dtype=torch.int16), 3)
     with pytest.raises(ValueError, match="num_items must be a positive integer"):
         popularity_scores(torch.tensor([[0, 1]]), 0)
-    with pytest.raises(ValueError, match="histories must be a non-empty integer"):
+    with pytest.raises(ValueError, match="histories must have 2 axes"):
         markov_scores(torch.tensor([[0, 1]]), torch.tensor([0, 1]), 3)
     with pytest.raises(ValueError, match="d_model must be a positive integer"):
         SASRec(10, d_model=0)
+    with pytest.raises(ValueError, match="num_items must be a positive integer"):
+        SASRec(0, d_model=8)
+    with pytest.raises(ValueError, match="d_ff must be a positive integer, got True"):
+        SASRec(10, d_model=8, d_ff=True)
+
+
+def test_markov_scores_refuses_uint8_ids():
+    # uint8 ids would wrap around (300 -> 44), and indexing with a uint8 tensor
+    # reads it as a boolean mask
+    train_sessions = torch.tensor([[0, 1, 2]], dtype=torch.uint8)
+    with pytest.raises(ValueError, match="train must be an int64 or int32 tensor"):
+        markov_scores(train_sessions, torch.tensor([[1, 2]]), 3)
+    with pytest.raises(ValueError, match="histories must be an int64 or int32"):
+        markov_scores(train_sessions.long(), train_sessions, 3)
+
+
+@pytest.mark.parametrize(
+    ("sessions", "message"),
+    [
+        # -100 is cross_entropy's ignore_index: it would be dropped silently
+        (torch.tensor([[1, 2, -100]]), r"sessions must lie in \[0, 10\)"),
+        (torch.tensor([[1, 2, 10]]), r"sessions must lie in \[0, 10\)"),
+        (torch.tensor([[1, 2, 3]], dtype=torch.uint8), "sessions must be an int64"),
+        (torch.zeros(0, 3, dtype=torch.long), "sessions must have shape"),
+        (torch.tensor([1, 2, 3]), "sessions must have 2 axes"),
+    ],
+)
+def test_next_item_loss_refuses_ids_out_of_range(sessions, message):
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match=message):
+        next_item_loss(SASRec(10, d_model=8, max_len=12), sessions)
+
+
+def test_next_item_loss_needs_a_sasrec():
+    with pytest.raises(ValueError, match="model must be a SASRec, got Linear"):
+        next_item_loss(torch.nn.Linear(2, 2), torch.tensor([[1, 2]]))
+
+
+def test_sasrec_refuses_bad_items_by_name():
+    torch.manual_seed(0)
+    model = SASRec(10, d_model=8, max_len=12)
+    with pytest.raises(ValueError, match=r"items must lie in \[0, 10\)"):
+        model(torch.tensor([[1, 10]]))
+    with pytest.raises(ValueError, match="items must be an int64 or int32"):
+        model.attention(torch.tensor([[1.0, 2.0]]))
+
+
+def test_int32_ids_give_the_int64_results():
+    torch.manual_seed(0)
+    model = SASRec(30, d_model=16, max_len=12)
+    sessions = torch.randint(0, 30, (4, 9))
+    process = SessionProcess(**SMALL)
+    small, genres = process.sample(5, 6, seed=0)
+    assert torch.equal(
+        next_item_loss(model, sessions.int()), next_item_loss(model, sessions)
+    )
+    assert torch.equal(
+        markov_scores(sessions.int(), sessions.int(), 30),
+        markov_scores(sessions, sessions, 30),
+    )
+    assert torch.equal(
+        process.next_item_probabilities(small.int(), genres.int()),
+        process.next_item_probabilities(small, genres),
+    )
+    scores = torch.rand(4, 30, generator=torch.Generator().manual_seed(0))
+    target = sessions[:, -1]
+    assert ndcg_at_k(scores, target.int()) == ndcg_at_k(scores, target)
+
+
+def test_recommendation_makes_its_tensors_on_the_inputs_device():
+    """CPU inputs give the same CPU results while the default device is "meta":
+    every tensor the module makes follows its inputs (or the model's weights)."""
+    torch.manual_seed(0)
+    model = SASRec(30, d_model=16, max_len=12)
+    process = SessionProcess(**SMALL)
+    sessions = torch.randint(0, 30, (4, 9), generator=torch.Generator().manual_seed(1))
+    small, genres = process.sample(5, 6, seed=0)
+    scores = torch.rand(4, 30, generator=torch.Generator().manual_seed(0))
+
+    def run():
+        return [
+            model(sessions),
+            model.attention(sessions)[0],
+            next_item_loss(model, sessions),
+            popularity_scores(sessions, 30),
+            markov_scores(sessions, sessions, 30),
+            process.next_item_probabilities(small, genres),
+            hit_rate_at_k(scores, sessions[:, -1], 5, reduction="none"),
+            ndcg_at_k(scores, sessions[:, -1], 5, reduction="none"),
+        ]
+
+    expected = run()
+    previous = torch.get_default_device()
+    torch.set_default_device("meta")
+    try:
+        results = run()
+    finally:
+        torch.set_default_device(previous)
+    for result, value in zip(results, expected, strict=True):
+        assert result.device == sessions.device and torch.equal(result, value)

@@ -66,16 +66,26 @@ def test_encode_pads_and_maps_unknown_words():
     ("call", "message"),
     [
         (lambda: Vocabulary([]), "non-empty list of strings"),
-        (lambda: Vocabulary("a b"), "non-empty list of strings"),
+        (
+            lambda: Vocabulary("a b"),
+            "texts must be a non-empty list of strings, got one",
+        ),
         (lambda: Vocabulary(["a"], min_count=0), "min_count must be a positive"),
         (lambda: Vocabulary(["a"]).encode([]), "non-empty list of strings"),
-        (lambda: Vocabulary(["a"]).encode("a"), "non-empty list of strings"),
-        (lambda: Vocabulary(["a"]).encode(["a", " "]), "text 1 has no tokens"),
-        (lambda: Vocabulary(["a"]).encode([5]), "text must be a string"),
-        (lambda: Vocabulary(["a"]).decode([[2]]), "ids must be 1-D"),
+        (lambda: Vocabulary(["a"]).encode("a"), "texts must be .* got one string"),
+        (lambda: Vocabulary(["a"]).encode(["a", " "]), r"texts\[1\] has no tokens"),
+        (lambda: Vocabulary(["a"]).encode([5]), r"texts\[0\] must be a string"),
+        (lambda: Vocabulary(["a"]).encode(5), "texts must be .* got int"),
+        (lambda: Vocabulary(["a"]).decode([[2]]), r"ids must have 1 axes, got shape"),
         (lambda: Vocabulary(["a"]).decode([3]), r"ids must lie in \[0, 3\)"),
-        (lambda: Vocabulary(["a"]).decode([2.0]), "ids must be integers"),
+        (lambda: Vocabulary(["a"]).decode([2.0]), "ids must be an int64 or int32"),
+        (
+            lambda: Vocabulary(["a"]).decode(torch.tensor([2], dtype=torch.uint8)),
+            "ids must be an int64 or int32 tensor, got torch.uint8",
+        ),
+        (lambda: Vocabulary(["a"]).decode("2"), "ids must be an int64 .* got str"),
         (lambda: Vocabulary(iter([])), "non-empty list of strings"),
+        (lambda: Vocabulary(["a"], min_count=True), "min_count must be a positive"),
     ],
 )
 def test_vocabulary_errors(call, message):
@@ -107,8 +117,24 @@ def test_bag_of_words_is_blind_to_order():
 @pytest.mark.parametrize(
     ("tokens", "size", "message"),
     [
-        (torch.tensor([[1.0, 2.0]]), 5, "integer tensor of shape"),
-        (torch.tensor([1, 2]), 5, "integer tensor of shape"),
+        (torch.tensor([[1.0, 2.0]]), 5, "tokens must be an int64 or int32 tensor"),
+        (torch.tensor([1, 2]), 5, r"tokens must have 2 axes, got shape \(2,\)"),
+        (
+            torch.tensor([[1, 2]], dtype=torch.uint8),
+            5,
+            "tokens must be an int64 or int32 tensor, got torch.uint8",
+        ),
+        (
+            torch.tensor([[1, 2]], dtype=torch.int16),
+            5,
+            "tokens must be an int64 or int32 tensor, got torch.int16",
+        ),
+        (
+            torch.zeros(0, 3, dtype=torch.long),
+            5,
+            r"tokens must have shape \(batch, seq\) with batch, seq >= 1",
+        ),
+        (torch.tensor([[1, 2]]), True, "vocab_size must be a positive integer"),
         (torch.tensor([[1, 5]]), 5, r"tokens must lie in \[0, 5\)"),
         (torch.tensor([[-1, 2]]), 5, r"tokens must lie in \[0, 5\)"),
         (torch.tensor([[1, 2]]), 0, "vocab_size must be a positive integer"),
@@ -117,6 +143,26 @@ def test_bag_of_words_is_blind_to_order():
 def test_bag_of_words_errors(tokens, size, message):
     with pytest.raises(ValueError, match=message):
         bag_of_words(tokens, size)
+
+
+def test_bag_of_words_takes_int32_ids():
+    tokens = torch.tensor([[2, 3, 2, 0], [4, 1, 0, 0]])
+    expected = bag_of_words(tokens, 5)
+    assert torch.equal(bag_of_words(tokens.int(), 5), expected)
+
+
+def test_bag_of_words_makes_its_tensors_on_the_tokens_device():
+    """CPU tokens give a CPU result even while the default device is "meta": no
+    tensor is made without ``device=``."""
+    tokens = torch.tensor([[2, 3, 2, 0], [4, 1, 0, 0]])
+    expected = bag_of_words(tokens, 5)
+    previous = torch.get_default_device()
+    torch.set_default_device("meta")
+    try:
+        counts = bag_of_words(tokens, 5)
+    finally:
+        torch.set_default_device(previous)
+    assert counts.device == tokens.device and torch.equal(counts, expected)
 
 
 # ------------------------------------------------------------ the grammar
@@ -141,10 +187,10 @@ def test_rule_and_kind_on_hand_checked_sentences(sentence, label, kind):
 
 
 @pytest.mark.parametrize(
-    "sentence", ["the plot was .", "the plot was good and bad .", "hello"]
+    "sentence", ["the plot was .", "the plot was good and bad .", "hello", ""]
 )
 def test_rule_needs_one_adjective_per_clause(sentence):
-    with pytest.raises(ValueError, match="exactly one sentiment adjective"):
+    with pytest.raises(ValueError, match="text must have exactly one sentiment adj"):
         sentiment_rule(sentence)
 
 
@@ -205,6 +251,11 @@ def test_sentiment_data_shares_at_the_extremes():
     [
         ({"n": 0}, "n must be a positive integer"),
         ({"n": 2.5}, "n must be a positive integer"),
+        ({"n": True}, "n must be a positive integer, got True"),
+        ({"n": 10, "seed": True}, "seed must be a non-negative integer, got True"),
+        ({"n": 10, "seed": 2.0}, "seed must be a non-negative integer, got 2.0"),
+        ({"n": 10, "seed": -1}, "seed must be a non-negative integer, got -1"),
+        ({"n": 10, "contrast_share": float("nan")}, "contrast_share must be"),
         ({"n": 10, "contrast_share": 1.5}, r"contrast_share must be a number in"),
         ({"n": 10, "negation_share": -0.1}, r"negation_share must be a number"),
         ({"n": 10, "negation_share": True}, r"negation_share must be a number"),
@@ -259,6 +310,13 @@ def test_read_csv_errors(tmp_path, content, kwargs, message):
     path = write(tmp_path / "r.csv", content)
     with pytest.raises(ValueError, match=message):
         read_labelled_csv(path, **kwargs)
+
+
+@pytest.mark.parametrize("path", [True, 3, None])
+def test_read_csv_refuses_a_path_that_is_not_a_path(path):
+    # open(True) would read standard output, open(3) file descriptor 3
+    with pytest.raises(ValueError, match="path must be a str or a pathlib.Path"):
+        read_labelled_csv(path)
 
 
 # ------------------------------------------------------- the whole pipeline

@@ -1,10 +1,11 @@
-"""Tests of companion.tasks.translation: the date task, the encoder-decoders, decoding."""
+"""Tests of companion.tasks.translation: the date task, encoder-decoders, decoding."""
 
 import datetime
 
 import pytest
 import torch
 
+from companion.models import TransformerDecoderBlock
 from companion.tasks.translation import (
     BOS,
     EOS,
@@ -14,7 +15,6 @@ from companion.tasks.translation import (
     TARGET_LENGTH,
     TARGET_VOCAB,
     GRUTranslator,
-    TransformerDecoderBlock,
     TransformerTranslator,
     date_pairs,
     decode_target,
@@ -252,7 +252,11 @@ def test_transformer_cross_attention_ignores_source_padding():
     model = TransformerTranslator(d_model=16, num_heads=2, d_ff=32).eval()
     _padding_changes_nothing(model)
     _, source, lengths, target_in, _ = _batch()
-    _, cross = model(source, lengths, target_in)
+    logits, cross = model.decode(target_in, *model.encode(source, lengths))
+    # the manual formula (weights asked for) and the fused kernel agree
+    fused, no_weights = model(source, lengths, target_in)
+    assert no_weights == [None, None]
+    torch.testing.assert_close(fused, logits, atol=1e-5, rtol=1e-5)
     for weights in cross:  # (batch, heads, steps, seq)
         for row, length in enumerate(lengths.tolist()):
             assert weights[row, :, :, length:].abs().sum() == 0
@@ -333,7 +337,7 @@ def test_greedy_decode_restores_training_mode():
     _, source, lengths, _, _ = _batch()
     greedy_decode(model, source, lengths, steps=2)
     assert model.training
-    with pytest.raises(ValueError, match="lengths must be integers"):
+    with pytest.raises(ValueError, match=r"lengths must lie in \[1, "):
         greedy_decode(model, source, lengths * 0)
     assert model.training  # restored even when decoding fails
 
@@ -358,21 +362,65 @@ def test_greedy_decode_restores_training_mode():
         (lambda: date_pairs(3, formats=("iso",)), "formats must be a non-empty"),
         (lambda: date_pairs(3, formats=()), "formats must be a non-empty"),
         (lambda: encode_source([]), "texts must be a non-empty list"),
-        (lambda: encode_source(["ok", ""]), "texts must be a non-empty list"),
-        (lambda: encode_source(["Sept 23"]), "characters outside SOURCE_CHARS"),
+        (lambda: encode_source(["ok", ""]), r"texts\[1\] is an empty string"),
+        (lambda: encode_source(["ok", 5]), r"texts\[1\] must be a string, got int"),
+        (
+            lambda: encode_source(["Sept 23"]),
+            r"texts hold characters outside ' ,-\./0123.*: \['S'\]",
+        ),
+        # one string, not a list of them: it would be read character by character
+        (lambda: encode_source("23/09/1999"), "texts must be .* got one string"),
+        (lambda: encode_target("1999-09-23"), "texts must be .* got one string"),
         (lambda: encode_target([]), "texts must be a non-empty list"),
-        (lambda: encode_target(["1999", "19"]), "must all have the same length"),
-        (lambda: encode_target(["1999/09"]), "characters outside TARGET_CHARS"),
-        (lambda: decode_target(torch.tensor([1, 2])), "ids must be a tensor"),
+        (
+            lambda: encode_target(["1999", "19"]),
+            r"texts must all have the same length, got lengths \[2, 4\]",
+        ),
+        (lambda: encode_target(["1999/09"]), r"characters outside .*: \['/'\]"),
+        (lambda: decode_target(torch.tensor([1, 2])), "ids must have 2 axes"),
         (lambda: decode_target(torch.tensor([[4, 14]])), "ids must lie in \\[0, 14\\)"),
         (lambda: decode_target(torch.tensor([[-1, 4]])), "ids must lie in"),
-        (lambda: exact_match(["a"], ["a", "b"]), "need as many predictions"),
-        (lambda: exact_match([], []), "need as many predictions"),
+        (
+            lambda: decode_target(torch.tensor([[4, 5]], dtype=torch.uint8)),
+            "ids must be an int64 or int32 tensor, got torch.uint8",
+        ),
+        (lambda: decode_target(torch.tensor([[4.0]])), "ids must be an int64"),
+        (lambda: decode_target(torch.tensor([[True]])), "ids must be an int64"),
+        (lambda: exact_match(["a"], ["a", "b"]), "references must hold 1 strings"),
+        (lambda: exact_match([], []), "predictions must be a non-empty list"),
+        (lambda: exact_match("ab", "ab"), "predictions must be .* got one string"),
+        (lambda: exact_match(["a"], [1]), r"references\[0\] must be a string"),
+        (
+            lambda: format_date(datetime.datetime(1999, 9, 23), "numeric"),
+            "date must be a datetime.date, got datetime",
+        ),
+        (lambda: date_pairs(True), "n must be a positive integer"),
+        (lambda: date_pairs(3, seed=True), "seed must be a non-negative integer"),
+        (lambda: date_pairs(3, seed=2.0), "seed must be a non-negative integer"),
+        (lambda: date_pairs(3, formats="numeric"), "formats must be a non-empty"),
+        (
+            lambda: sequence_loss(GRUTranslator(), "23/09/1999"),
+            "pairs must be .* got one string",
+        ),
+        (
+            lambda: sequence_loss(GRUTranslator(), [("23/09/1999",)]),
+            r"pairs\[0\] must be a pair of strings",
+        ),
+        (
+            lambda: sequence_loss(torch.nn.Linear(2, 2), [("a", "b")]),
+            "model must be a GRUTranslator or a TransformerTranslator, got Linear",
+        ),
         (lambda: GRUTranslator(hidden_dim=0), "hidden_dim must be a positive"),
         (lambda: GRUTranslator(embed_dim=2.5), "embed_dim must be a positive"),
         (lambda: TransformerTranslator(target_vocab=0), "target_vocab must be"),
         (lambda: GRUTranslator(attention_dim=0), "attention_dim must be a positive"),
         (lambda: TransformerTranslator(position="relative"), "position must be one of"),
+        (
+            lambda: TransformerTranslator(decoder_position="relative"),
+            "decoder_position must be one of",
+        ),
+        (lambda: TransformerTranslator(num_heads=True), "num_heads must be a positive"),
+        (lambda: TransformerTranslator(source_vocab=0), "source_vocab must be a"),
         (lambda: TransformerDecoderBlock(8, 2, 0), "d_ff must be a positive"),
     ],
 )
@@ -391,16 +439,22 @@ def test_errors(call, match):
 def test_model_input_errors(make):
     model = make()
     _, source, lengths, target_in, _ = _batch()
-    with pytest.raises(ValueError, match="source must be an integer tensor"):
+    with pytest.raises(ValueError, match="source must be an int64 or int32 tensor"):
         model(source.float(), lengths, target_in)
+    with pytest.raises(ValueError, match="source must be an int64 or int32 tensor"):
+        model(source.to(torch.uint8), lengths, target_in)
     with pytest.raises(ValueError, match="source must lie in"):
         model(source + 100, lengths, target_in)
-    with pytest.raises(ValueError, match="lengths must be integers in"):
+    with pytest.raises(ValueError, match=r"source must have shape \(batch, seq\)"):
+        model(source[:0], lengths[:0], target_in[:0])
+    with pytest.raises(ValueError, match=r"lengths must lie in \[1, "):
         model(source, lengths + source.shape[1], target_in)
-    with pytest.raises(ValueError, match="lengths must be integers in"):
+    with pytest.raises(ValueError, match=r"lengths must have shape \(6,\)"):
         model(source, lengths[:3], target_in)
-    with pytest.raises(ValueError, match="lengths must be integers in"):
+    with pytest.raises(ValueError, match=r"lengths must lie in \[1, "):
         model(source, lengths * 0, target_in)
+    with pytest.raises(ValueError, match="target_in must be an int64 or int32"):
+        model(source, lengths, target_in.to(torch.int16))
     with pytest.raises(ValueError, match="target_in must lie in"):
         model(source, lengths, target_in + 100)
     with pytest.raises(ValueError, match="same batch size"):
@@ -437,3 +491,87 @@ def test_without_attention_the_decoder_sees_only_the_summary():
     assert torch.equal(other, logits)
     changed, _ = model.decode(target_in, annotations, summary + 1, mask)
     assert not torch.allclose(changed, logits)
+
+
+def test_int32_tokens_give_the_int64_result():
+    torch.manual_seed(0)
+    model = TransformerTranslator(d_model=16, num_heads=2, d_ff=32).eval()
+    _, source, lengths, target_in, _ = _batch()
+    logits, _ = model(source, lengths, target_in)
+    again, _ = model(source.int(), lengths.int(), target_in.int())
+    assert torch.equal(again, logits)
+
+
+def test_encoders_make_their_tensors_on_the_given_device():
+    source, lengths = encode_source(["1/2", "a"], device="meta")
+    target_in, target_out = encode_target(["1999-09-23"], device="meta")
+    for t in (source, lengths, target_in, target_out):
+        assert t.device.type == "meta" and t.dtype == torch.long
+    assert source.shape == (2, 3) and target_in.shape == (1, 11)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: GRUTranslator(hidden_dim=16, embed_dim=8),
+        lambda: TransformerTranslator(d_model=16, num_heads=2, d_ff=32),
+    ],
+)
+def test_models_make_their_tensors_on_the_inputs_device(make):
+    """CPU inputs give the same CPU results while the default device is "meta":
+    every tensor the translators make follows their inputs (or their weights)."""
+    torch.manual_seed(0)
+    model = make().eval()
+    pairs, source, lengths, target_in, _ = _batch()
+    expected_ids, _ = greedy_decode(model, source, lengths, steps=3)
+    expected_loss = sequence_loss(model, pairs)
+    previous = torch.get_default_device()
+    torch.set_default_device("meta")
+    try:
+        ids, _ = greedy_decode(model, source, lengths, steps=3)
+        loss = sequence_loss(model, pairs)
+    finally:
+        torch.set_default_device(previous)
+    assert ids.device == source.device and torch.equal(ids, expected_ids)
+    assert loss.device == source.device and torch.equal(loss, expected_loss)
+
+
+def test_gru_decode_refuses_what_encode_does_not_make():
+    torch.manual_seed(0)
+    model = GRUTranslator(hidden_dim=8, embed_dim=4)
+    _, source, lengths, target_in, _ = _batch()
+    annotations, summary, mask = model.encode(source, lengths)
+    cases = [
+        ((annotations[..., :4], summary, mask), r"annotations must have shape .*16"),
+        ((annotations.double(), summary, mask), "annotations has dtype torch.float64"),
+        ((annotations * torch.nan, summary, mask), "annotations contains NaN"),
+        ((annotations[:0], summary, mask), "annotations must have shape"),
+        ((annotations, summary[:3], mask), r"summary must have shape \(6, 16\)"),
+        ((annotations, summary.half(), mask), "summary has dtype torch.float16"),
+        ((annotations, summary * torch.inf, mask), "summary contains NaN"),
+        ((annotations, torch.tensor(1.0), mask), "summary must have shape"),
+        ((annotations, summary, mask.float()), "mask must be a boolean tensor"),
+        ((annotations, summary, mask[..., :2]), "mask of shape .* does not broadcast"),
+    ]
+    for encoded, message in cases:
+        with pytest.raises(ValueError, match=message):
+            model.decode(target_in, *encoded)
+
+
+def test_transformer_decode_refuses_what_encode_does_not_make():
+    torch.manual_seed(0)
+    model = TransformerTranslator(d_model=8, num_heads=2, d_ff=16)
+    _, source, lengths, target_in, _ = _batch()
+    memory, mask = model.encode(source, lengths)
+    cases = [
+        ((torch.tensor(1.0), mask), "memory must have shape"),
+        ((memory[:0], mask), r"memory must have shape \(batch, seq, 8\)"),
+        ((memory.double(), mask), "memory has dtype torch.float64"),
+        ((memory * torch.nan, mask), "memory contains NaN"),
+        ((memory, mask[..., :2]), "mask of shape .* does not broadcast"),
+        ((memory, mask[None]), "mask of shape .* does not broadcast"),
+        ((memory, mask.long()), "mask must be a boolean tensor"),
+    ]
+    for encoded, message in cases:
+        with pytest.raises(ValueError, match=message):
+            model.decode(target_in, *encoded)

@@ -6,7 +6,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from companion.positional import sinusoidal_encoding, sinusoidal_encoding_2d
-from companion.training import train
 from companion.tasks.vision import (
     MLPClassifier,
     VisionTransformer,
@@ -15,6 +14,7 @@ from companion.tasks.vision import (
     occlusion_effect,
     patchify,
 )
+from companion.training import train
 
 
 def count_parameters(model):
@@ -54,6 +54,10 @@ def test_digits_split_is_deterministic_and_depends_on_seed():
         ({"test_size": 1}, "test_size"),
         ({"seed": -1}, "seed"),
         ({"seed": 1.5}, "seed"),
+        ({"test_size": True}, r"test_size must be a number in \(0, 1\), got True"),
+        ({"test_size": float("nan")}, "test_size must be a number in"),
+        ({"seed": True}, r"seed must be an integer in \[0, 4294967296\), got True"),
+        ({"seed": 2**32}, r"seed must be an integer in \[0, 4294967296\)"),
     ],
 )
 def test_digits_split_rejects_bad_arguments(kwargs, message):
@@ -103,6 +107,10 @@ def test_patchify_equals_unfold(shape, size):
         (torch.zeros(1, 1, 1, 8, 8), 2, "3 or 4 axes"),
         (torch.zeros(2, 8, 8, dtype=torch.long), 2, "floating-point"),
         (torch.zeros(2, 8, 8), 0, "patch_size"),
+        (torch.zeros(2, 0, 8), 2, r"images must have non-empty .* got \(2, 0, 8\)"),
+        (torch.zeros(2, 0, 8, 8), 2, "images must have non-empty"),
+        (torch.full((2, 8, 8), float("nan")), 2, "images contains NaN"),
+        (torch.full((2, 8, 8), float("-inf")), 2, "images contains NaN or infinite"),
     ],
 )
 def test_patchify_rejects_bad_input(images, size, message):
@@ -117,14 +125,16 @@ def small_vit(position="learned", **options):
     return VisionTransformer(**kwargs)
 
 
-@pytest.mark.parametrize("position", ["learned", "sinusoidal", "none"])
+@pytest.mark.parametrize("position", ["learned", "sinusoidal_2d", "none"])
 def test_vit_shapes_and_attention(position):
     model = small_vit(position)
     images = torch.rand(3, 8, 8)
     logits = model(images)
     assert logits.shape == (3, 10)
+    # with the weights, attention runs the manual formula instead of the fused
+    # kernel: the same logits up to rounding
     again, weights = model(images, return_attention=True)
-    assert torch.equal(logits, again)
+    torch.testing.assert_close(again, logits, atol=1e-6, rtol=1e-5)
     assert len(weights) == 2
     for w in weights:
         assert w.shape == (3, 2, 17, 17)
@@ -138,11 +148,11 @@ def test_vit_parameter_count_by_hand():
     expected = (4 * d + d) + d + (n + 1) * d + 2 * block + 2 * d + (d * k + k)
     assert count_parameters(model) == expected
     # the sinusoidal table is a buffer, not a parameter
-    assert count_parameters(small_vit("sinusoidal")) == expected - (n + 1) * d
+    assert count_parameters(small_vit("sinusoidal_2d")) == expected - (n + 1) * d
 
 
 def test_vit_input_sequence():
-    model = small_vit("sinusoidal")
+    model = small_vit("sinusoidal_2d")
     images = torch.rand(2, 8, 8)
     z0 = model.embed(images)
     assert z0.shape == (2, 17, 16)
@@ -163,7 +173,7 @@ def test_vit_sinusoidal_positions_follow_the_patch_grid():
     # patch k of the 4x4 grid sits in row k // 4, column k % 4 (raster order, as
     # patchify cuts it); its position is [PE(row) || PE(column)] with the 1-D
     # encoding of d_model / 2 = 8 dimensions, built here without the 2-D helper
-    model = small_vit("sinusoidal")
+    model = small_vit("sinusoidal_2d")
     images = torch.zeros(1, 8, 8)
     positions = model.embed(images)[0, 1:] - model.patch_embedding.bias
     one_d = sinusoidal_encoding(4, 8)
@@ -189,7 +199,7 @@ def test_vit_without_positions_cannot_see_patch_order():
     assert torch.equal(patchify(shuffled, 2), patchify(images, 2)[:, order])
     blind = small_vit("none")
     assert torch.allclose(blind(images), blind(shuffled), atol=1e-5)
-    for position in ("learned", "sinusoidal"):
+    for position in ("learned", "sinusoidal_2d"):
         model = small_vit(position)
         nn.init.normal_(model.class_token)
         if position == "learned":
@@ -226,9 +236,17 @@ def test_vit_training_step_lowers_the_loss():
     [
         ({"image_size": 8, "patch_size": 3}, "not divisible by patch_size=3"),
         ({"position": "rope"}, "position must be one of"),
-        ({"position": "sinusoidal", "d_model": 18, "num_heads": 2}, "divisible by 4"),
+        (
+            {"position": "sinusoidal_2d", "d_model": 18, "num_heads": 2},
+            "d_model must be a multiple of 4",
+        ),
+        ({"position": "sinusoidal"}, "position must be one of"),
         ({"num_layers": 0}, "num_layers"),
         ({"channels": 0}, "channels"),
+        ({"patch_size": True}, "patch_size must be a positive integer, got True"),
+        ({"num_heads": 0}, "num_heads must be a positive integer"),
+        ({"d_ff": 2.0}, "d_ff must be a positive integer"),
+        ({"num_classes": 0}, "num_classes must be a positive integer"),
     ],
 )
 def test_vit_rejects_bad_options(options, message):
@@ -243,6 +261,13 @@ def test_vit_rejects_bad_options(options, message):
         (torch.rand(2, 3, 8, 8), r"\(batch, 1, 8, 8\)"),
         (torch.rand(8, 8), "must have shape"),
         (torch.zeros(2, 8, 8, dtype=torch.long), "floating-point"),
+        (torch.zeros(0, 8, 8), "with batch >= 1, got \\(0, 8, 8\\)"),
+        (torch.full((2, 8, 8), float("nan")), "images contains NaN"),
+        (
+            torch.rand(2, 8, 8, dtype=torch.float64),
+            "images has dtype torch.float64 but the module's weights are torch.float32",
+        ),
+        (torch.rand(2, 8, 8).half(), "images has dtype torch.float16"),
     ],
 )
 def test_vit_rejects_bad_images(images, message):
@@ -270,9 +295,11 @@ def test_class_token_attention_of_a_model_sums_to_at_most_one():
 @pytest.mark.parametrize(
     ("weights", "grid", "message"),
     [
-        (torch.rand(1, 2, 5, 5), 4, r"\(batch, heads, 17, 17\) for grid=4"),
+        (torch.rand(1, 2, 5, 5), 4, r"\(batch, heads, 17, 17\) with heads >= 1"),
+        (torch.rand(1, 0, 5, 5), 2, r"with heads >= 1 for grid=2, got \(1, 0, 5, 5\)"),
         (torch.rand(2, 5, 5), 2, "must have shape"),
         (torch.rand(1, 2, 5, 5), 0, "grid"),
+        (torch.rand(1, 2, 5, 5), True, "grid must be a positive integer, got True"),
         (torch.ones(1, 2, 5, 5, dtype=torch.long), 2, "floating-point"),
     ],
 )
@@ -295,8 +322,9 @@ def test_mlp_shapes_and_parameter_count():
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"hidden_sizes": [100]}, "must be a tuple"),
-        ({"hidden_sizes": (100, 0)}, "every hidden size"),
+        ({"hidden_sizes": [100]}, "hidden_sizes must be a tuple of positive"),
+        ({"hidden_sizes": (100, 0)}, r"hidden_sizes must be .* got \(100, 0\)"),
+        ({"hidden_sizes": (True,)}, "hidden_sizes must be a tuple of positive"),
         ({"in_features": 0}, "in_features"),
         ({"num_classes": -1}, "num_classes"),
     ],
@@ -306,9 +334,28 @@ def test_mlp_rejects_bad_options(options, message):
         MLPClassifier(**options)
 
 
-def test_mlp_rejects_wrong_image_size():
-    with pytest.raises(ValueError, match="64 numbers per image"):
-        MLPClassifier()(torch.rand(2, 7, 7))
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        (torch.rand(2, 7, 7), "64 numbers per image"),
+        (torch.rand(64), "64 numbers per image"),
+        (torch.full((2, 8, 8), float("inf")), "images contains NaN or infinite"),
+        (
+            torch.rand(2, 8, 8, dtype=torch.float64),
+            "images has dtype torch.float64 but the module's weights are torch.float32",
+        ),
+        ([[0.0] * 64], "images must be a torch.Tensor"),
+    ],
+)
+def test_mlp_rejects_bad_images(images, message):
+    with pytest.raises(ValueError, match=message):
+        MLPClassifier()(images)
+
+
+def test_models_accept_float64_weights_and_images():
+    images = torch.rand(2, 8, 8, dtype=torch.float64)
+    assert small_vit().double()(images).dtype == torch.float64
+    assert MLPClassifier().double()(images).dtype == torch.float64
 
 
 class FirstPatchModel(nn.Module):
@@ -339,8 +386,29 @@ def test_occlusion_effect_hand_example():
     ("images", "labels", "size", "message"),
     [
         (torch.zeros(2, 4, 4), torch.zeros(3, dtype=torch.long), 2, r"shape \(2,\)"),
-        (torch.zeros(2, 4, 4), torch.zeros(2), 2, "integer tensor"),
-        (torch.zeros(2, 4, 4), [0, 0], 2, "integer tensor"),
+        (torch.zeros(2, 4, 4), torch.zeros(2), 2, "labels must be an int64 or int32"),
+        (torch.zeros(2, 4, 4), [0, 0], 2, "labels must be an int64 or int32"),
+        (
+            torch.zeros(2, 4, 4),
+            torch.zeros(2, dtype=torch.uint8),
+            2,
+            "labels must be an int64 or int32 tensor, got torch.uint8",
+        ),
+        # the model has two classes
+        (torch.zeros(2, 4, 4), torch.tensor([0, 5]), 2, r"labels must lie in \[0, 2\)"),
+        (
+            torch.zeros(2, 4, 4),
+            torch.tensor([0, -1]),
+            2,
+            r"labels must lie in \[0, 2\)",
+        ),
+        (torch.zeros(2, 4, 4), torch.zeros(2, dtype=torch.long), True, "patch_size"),
+        (
+            torch.full((2, 4, 4), float("nan")),
+            torch.zeros(2, dtype=torch.long),
+            2,
+            "images contains NaN",
+        ),
         (torch.zeros(2, 4, 4), torch.zeros(2, dtype=torch.long), 3, "not divisible"),
         (torch.zeros(2, 1, 4, 4), torch.zeros(2, dtype=torch.long), 2, "3 axes"),
     ],
@@ -348,3 +416,49 @@ def test_occlusion_effect_hand_example():
 def test_occlusion_effect_rejects_bad_input(images, labels, size, message):
     with pytest.raises(ValueError, match=message):
         occlusion_effect(FirstPatchModel(), images, labels, size)
+
+
+def test_occlusion_effect_restores_the_model_mode_and_takes_int32_labels():
+    model = FirstPatchModel().train()
+    images = torch.rand(2, 4, 4, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 1])
+    drops = occlusion_effect(model, images, labels, 2)
+    assert model.training
+    assert torch.equal(occlusion_effect(model, images, labels.int(), 2), drops)
+    model.eval()
+    occlusion_effect(model, images, labels, 2)
+    assert not model.training
+
+
+def test_vision_makes_its_tensors_on_the_inputs_device():
+    """CPU inputs give the same CPU results while the default device is "meta":
+    every tensor the module makes follows its inputs (or the model's weights)."""
+    vit, mlp = small_vit("learned"), MLPClassifier()
+    sinusoidal = small_vit("sinusoidal_2d")
+    images = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([1, 2, 3])
+
+    def run():
+        logits, weights = vit(images, return_attention=True)
+        return [
+            logits,
+            sinusoidal(images),
+            mlp(images),
+            patchify(images, 2),
+            class_token_attention(weights[-1], 4),
+            occlusion_effect(vit, images, labels, 4),
+        ]
+
+    expected = run()
+    previous = torch.get_default_device()
+    torch.set_default_device("meta")
+    try:
+        results = run()
+    finally:
+        torch.set_default_device(previous)
+    for result, value in zip(results, expected, strict=True):
+        assert result.device == images.device and torch.equal(result, value)
+
+
+def test_mlp_on_an_empty_batch():
+    assert MLPClassifier()(torch.zeros(0, 8, 8)).shape == (0, 10)

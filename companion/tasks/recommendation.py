@@ -9,7 +9,6 @@ the classic baselines; `hit_rate_at_k` and `ndcg_at_k` rank the held-out item am
 all items.
 """
 
-import math
 import random
 from dataclasses import dataclass
 
@@ -18,27 +17,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from companion.models import TransformerEncoder
-from companion.validation import check_float_tensor, check_positive_int
+from companion.validation import (
+    check_choice,
+    check_id_vector,
+    check_index,
+    check_ranking,
+    check_seeded_sizes,
+    check_session_process,
+    check_sessions,
+    check_sizes,
+    check_type,
+)
 
-
-def _check_ids(x: object, name: str, upper: int, ndim: int) -> None:
-    """Raise unless ``x`` is a non-empty integer tensor of ids in [0, upper)."""
-    if (
-        not isinstance(x, Tensor)
-        or x.dim() != ndim
-        or x.is_floating_point()
-        or x.dtype == torch.bool
-        or x.numel() == 0
-    ):
-        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(
-            f"{name} must be a non-empty integer tensor with {ndim} axes, got {shape}"
-        )
-    if x.min() < 0 or x.max() >= upper:
-        raise ValueError(
-            f"{name} must hold ids in [0, {upper}), got values from "
-            f"{int(x.min())} to {int(x.max())}"
-        )
+#: The reductions of `hit_rate_at_k` and `ndcg_at_k`.
+REDUCTIONS = ("mean", "none")
 
 
 @dataclass(frozen=True)
@@ -74,28 +66,7 @@ class SessionProcess:
     zipf_exponent: float = 1.0
 
     def __post_init__(self):
-        for name in ("num_items", "num_genres", "series_length", "num_trending"):
-            check_positive_int(getattr(self, name), name)
-        for name, upper in (
-            ("trending_rate", 1),
-            ("abandon_rate", 1),
-            ("explore_rate", 1),
-            ("zipf_exponent", math.inf),
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not (
-                isinstance(value, int | float) and 0 <= value < upper
-            ):
-                raise ValueError(
-                    f"{name} must be a number in [0, {upper}), got {value!r}"
-                )
-        episodes = self.num_items - self.num_trending
-        block = self.num_genres * self.series_length
-        if episodes < block or episodes % block:
-            raise ValueError(
-                f"num_items - num_trending = {episodes} must be a positive multiple of "
-                f"num_genres * series_length = {block}"
-            )
+        check_session_process(self)
 
     @property
     def series_per_genre(self) -> int:
@@ -104,18 +75,20 @@ class SessionProcess:
             self.num_genres * self.series_length
         )
 
-    def trending_probabilities(self) -> Tensor:
-        """Zipf probabilities of the trending items, shape (num_trending,)."""
-        ranks = torch.arange(1, self.num_trending + 1, dtype=torch.float64)
+    def trending_probabilities(
+        self, device: torch.device | str | None = None
+    ) -> Tensor:
+        """Zipf probabilities of the trending items, shape (num_trending,),
+        float64, on ``device``."""
+        ranks = torch.arange(
+            1, self.num_trending + 1, dtype=torch.float64, device=device
+        )
         weights = ranks ** (-float(self.zipf_exponent))
         return weights / weights.sum()
 
     def describe(self, item: int) -> tuple[str, int, int, int] | tuple[str, int]:
         """``("trending", rank)`` or ``("episode", genre, series, episode)``."""
-        if not isinstance(item, int) or not 0 <= item < self.num_items:
-            raise ValueError(
-                f"item must be an int in [0, {self.num_items}), got {item!r}"
-            )
+        check_index(item, self.num_items, "item")
         if item < self.num_trending:
             return ("trending", item)
         index, episode = divmod(item - self.num_trending, self.series_length)
@@ -124,6 +97,8 @@ class SessionProcess:
 
     def first_episode(self, genre: int, series: int) -> int:
         """Item id of episode 0 of ``series`` in ``genre``."""
+        check_index(genre, self.num_genres, "genre")
+        check_index(series, self.series_per_genre, "series")
         index = genre * self.series_per_genre + series
         return self.num_trending + index * self.series_length
 
@@ -135,9 +110,9 @@ class SessionProcess:
 
     def sample(self, num_users: int, length: int, seed: int) -> tuple[Tensor, Tensor]:
         """Return ``(sessions, genres)``: item ids of shape (num_users, length) and
-        each user's favourite genre, shape (num_users,); deterministic for a seed."""
-        check_positive_int(num_users, "num_users")
-        check_positive_int(length, "length")
+        each user's favourite genre, shape (num_users,), int64, made on the CPU;
+        deterministic for a seed."""
+        check_seeded_sizes(seed, num_users=num_users, length=length)
         rng = random.Random(seed)
         trending = list(range(self.num_trending))
         zipf = self.trending_probabilities().tolist()
@@ -163,7 +138,10 @@ class SessionProcess:
                 row.append(current)
             sessions.append(row)
             genres.append(genre)
-        return torch.tensor(sessions), torch.tensor(genres)
+        return (
+            torch.tensor(sessions, dtype=torch.long, device="cpu"),
+            torch.tensor(genres, dtype=torch.long, device="cpu"),
+        )
 
     def next_item_probabilities(self, histories: Tensor, genres: Tensor) -> Tensor:
         """The exact distribution of the next item after each history, under this
@@ -177,21 +155,22 @@ class SessionProcess:
         ((1 - e)[g = favourite] / S + e / (G S))``.
         A history must reach back to the user's last episode, if any (a whole
         session so far does). Shapes: histories (users, seq), genres (users,);
-        result (users, num_items), float64. Part 6, chapter 4.
+        result (users, num_items), float64, on the histories' device. Part 6,
+        chapter 4.
         """
-        _check_ids(histories, "histories", self.num_items, 2)
-        _check_ids(genres, "genres", self.num_genres, 1)
-        if genres.shape[0] != histories.shape[0]:
-            raise ValueError(
-                f"genres must have shape ({histories.shape[0]},), "
-                f"got {tuple(genres.shape)}"
-            )
+        check_sessions(histories, self.num_items, "histories")
+        check_id_vector(genres, self.num_genres, "genres", histories.shape[0])
         r, a, e = self.trending_rate, self.abandon_rate, self.explore_rate
+        device = histories.device
         num_series = self.num_genres * self.series_per_genre
-        starts = self.num_trending + torch.arange(num_series) * self.series_length
-        starts = starts.view(self.num_genres, self.series_per_genre)
-        probs = torch.zeros(histories.shape[0], self.num_items, dtype=torch.float64)
-        probs[:, : self.num_trending] = r * self.trending_probabilities()
+        starts = torch.arange(num_series, device=device) * self.series_length
+        starts = (self.num_trending + starts).view(
+            self.num_genres, self.series_per_genre
+        )
+        probs = torch.zeros(
+            histories.shape[0], self.num_items, dtype=torch.float64, device=device
+        )
+        probs[:, : self.num_trending] = r * self.trending_probabilities(device)
         for row, (history, genre) in enumerate(
             zip(histories.tolist(), genres.tolist(), strict=True)
         ):
@@ -203,14 +182,6 @@ class SessionProcess:
             probs[row, starts.flatten()] += new * e / self.num_genres
             probs[row, starts[genre]] += new * (1 - e)
         return probs
-
-
-def user_sessions(
-    num_users: int, num_items: int, length: int, seed: int, **options
-) -> tuple[Tensor, Tensor]:
-    """Sessions of `SessionProcess` (``options`` are its other fields): returns
-    ``(sessions (num_users, length), favourite genres (num_users,))``."""
-    return SessionProcess(num_items, **options).sample(num_users, length, seed)
 
 
 class SASRec(nn.Module):
@@ -235,13 +206,15 @@ class SASRec(nn.Module):
         max_len: int = 64,
     ):
         super().__init__()
-        check_positive_int(d_model, "d_model")
+        d_ff = d_model if d_ff is None else d_ff
+        check_sizes(num_items=num_items, d_model=d_model, d_ff=d_ff)
+        self.num_items = num_items
         self.encoder = TransformerEncoder(
             num_items,
             d_model=d_model,
             num_heads=num_heads,
             num_layers=num_layers,
-            d_ff=d_model if d_ff is None else d_ff,
+            d_ff=d_ff,
             position=position,
             max_len=max_len,
             causal=True,
@@ -250,11 +223,13 @@ class SASRec(nn.Module):
     def forward(self, items: Tensor) -> Tensor:
         """Scores of every item as the next one, (batch, seq, num_items), for item
         ids ``items`` of shape (batch, seq)."""
-        hidden, _ = self.encoder(items)
+        check_sessions(items, self.num_items, "items")
+        hidden, _ = self.encoder(items, need_weights=False)
         return hidden @ self.encoder.embedding.weight.T
 
     def attention(self, items: Tensor) -> list[Tensor]:
         """Attention weights of every layer, each (batch, heads, seq, seq)."""
+        check_sessions(items, self.num_items, "items")
         return self.encoder(items)[1]
 
 
@@ -262,20 +237,18 @@ def next_item_loss(model: nn.Module, sessions: Tensor) -> Tensor:
     """Mean cross-entropy of predicting item t+1 from items 1..t, at every position
     of every session, with a full softmax over all items:
     ``-mean_{u,t} log softmax(r_{., t})[s_{t+1}]``. ``sessions`` (batch, seq >= 2)
-    holds item ids; the model reads ``sessions[:, :-1]``. Part 6, chapter 4."""
-    if not isinstance(sessions, Tensor) or sessions.dim() != 2 or sessions.shape[1] < 2:
-        raise ValueError(
-            "sessions must be a tensor of shape (batch, seq) with seq >= 2"
-        )
+    holds item ids in ``[0, num_items)``; the `SASRec` ``model`` reads
+    ``sessions[:, :-1]``. Part 6, chapter 4."""
+    check_type(model, SASRec, "model")
+    check_sessions(sessions, model.num_items, min_length=2)
     logits = model(sessions[:, :-1])
-    return F.cross_entropy(logits.flatten(0, 1), sessions[:, 1:].flatten())
+    return F.cross_entropy(logits.flatten(0, 1), sessions[:, 1:].flatten().long())
 
 
 def popularity_scores(sessions: Tensor, num_items: int) -> Tensor:
     """How often each item occurs in ``sessions`` (batch, seq): the popularity
     baseline's score of every item, shape (num_items,), float64."""
-    check_positive_int(num_items, "num_items")
-    _check_ids(sessions, "sessions", num_items, 2)
+    check_sessions(sessions, num_items)
     return torch.bincount(sessions.flatten(), minlength=num_items).to(torch.float64)
 
 
@@ -286,9 +259,9 @@ def markov_scores(train: Tensor, histories: Tensor, num_items: int) -> Tensor:
     below 1 and so only breaks ties. Returns (len(histories), num_items), float64.
     Part 6, chapter 4.
     """
-    check_positive_int(num_items, "num_items")
-    _check_ids(train, "train", num_items, 2)
-    _check_ids(histories, "histories", num_items, 2)
+    check_sessions(train, num_items, "train")
+    check_sessions(histories, num_items, "histories")
+    train = train.long()  # pairs i * num_items + j overflow int32 from 46341 items
     pairs = train[:, :-1].flatten() * num_items + train[:, 1:].flatten()
     counts = torch.bincount(pairs, minlength=num_items * num_items)
     counts = counts.view(num_items, num_items).to(torch.float64)
@@ -296,32 +269,14 @@ def markov_scores(train: Tensor, histories: Tensor, num_items: int) -> Tensor:
     return counts[histories[:, -1]] + popularity / (popularity.sum() + 1)
 
 
-def _rank_counts(scores: Tensor, target: Tensor, k: int) -> tuple[Tensor, Tensor]:
+def _rank_counts(scores: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     """Per row: how many items score above the target, and how many others tie."""
-    check_float_tensor(scores, "scores")
-    check_float_tensor(scores, "scores", ndim=(2,))
-    if torch.isnan(scores).any():
-        raise ValueError("scores must not contain NaN")
-    _check_ids(target, "target", scores.shape[1], 1)
-    if target.shape[0] != scores.shape[0]:
-        raise ValueError(
-            f"target must have shape ({scores.shape[0]},), got {tuple(target.shape)}"
-        )
-    check_positive_int(k, "k")
-    if k > scores.shape[1]:
-        raise ValueError(
-            f"k must be at most the number of items {scores.shape[1]}, got {k}"
-        )
-    own = scores.gather(1, target[:, None])
+    own = scores.gather(1, target[:, None].long())
     return (scores > own).sum(1), (scores == own).sum(1) - 1
 
 
 def _reduce(values: Tensor, reduction: str) -> Tensor | float:
-    if reduction == "mean":
-        return float(values.mean())
-    if reduction == "none":
-        return values
-    raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    return float(values.mean()) if reduction == "mean" else values
 
 
 def hit_rate_at_k(
@@ -337,7 +292,9 @@ def hit_rate_at_k(
     ``clamp((k - above) / (ties + 1), 0, 1)``. Returns the mean (a float) or, with
     ``reduction="none"``, one value per user (float64). Part 6, chapter 4.
     """
-    above, ties = _rank_counts(scores, target, k)
+    check_ranking(scores, target, k)
+    check_choice(reduction, REDUCTIONS, "reduction")
+    above, ties = _rank_counts(scores, target)
     hits = ((k - above).to(torch.float64) / (ties + 1)).clamp(0, 1)
     return _reduce(hits, reduction)
 
@@ -351,11 +308,15 @@ def ndcg_at_k(
     Shapes as in `hit_rate_at_k`. Ties are broken at random, in expectation: the
     value is the mean of ``[r < k] / log2(r + 2)`` over ``r = above .. above +
     ties``, computed from cumulative sums of the gains. Returns the mean (a float)
-    or, with ``reduction="none"``, one value per user. Part 6, chapter 4.
+    or, with ``reduction="none"``, one value per user (float64). Part 6,
+    chapter 4.
     """
-    above, ties = _rank_counts(scores, target, k)
-    gains = 1 / torch.log2(torch.arange(k, dtype=torch.float64) + 2)
-    cumulative = torch.cat([torch.zeros(1, dtype=torch.float64), gains.cumsum(0)])
+    check_ranking(scores, target, k)
+    check_choice(reduction, REDUCTIONS, "reduction")
+    above, ties = _rank_counts(scores, target)
+    ranks = torch.arange(k, dtype=torch.float64, device=scores.device)
+    gains = 1 / torch.log2(ranks + 2)
+    cumulative = torch.cat([gains.new_zeros(1), gains.cumsum(0)])
     start = above.clamp(max=k)
     stop = (above + ties + 1).clamp(max=k)
     return _reduce((cumulative[stop] - cumulative[start]) / (ties + 1), reduction)

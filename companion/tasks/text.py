@@ -24,7 +24,17 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from companion.validation import check_positive_int, check_token_ids
+from companion.validation import (
+    check_fractions,
+    check_ids,
+    check_index_tensor,
+    check_path,
+    check_seeded_sizes,
+    check_sizes,
+    check_string,
+    check_texts,
+    check_token_ids,
+)
 
 #: Token ids reserved in every `Vocabulary`: padding and unknown words.
 PAD, UNK = 0, 1
@@ -44,19 +54,8 @@ def tokenize(text: str) -> list[str]:
     "."]``: a word is a run of letters, digits or underscores (``\\w+``); any
     other non-space character is a token of its own.
     """
-    if not isinstance(text, str):
-        raise ValueError(f"text must be a string, got {type(text).__name__}")
+    check_string(text, "text")
     return _TOKEN.findall(text.lower())
-
-
-def _text_list(texts: object) -> list:
-    """``texts`` as a list (any iterable but a single string), refused if empty."""
-    if isinstance(texts, str):
-        raise ValueError("texts must be a non-empty list of strings, not one string")
-    texts = list(texts)
-    if not texts:
-        raise ValueError("texts must be a non-empty list of strings")
-    return texts
 
 
 class Vocabulary:
@@ -70,8 +69,8 @@ class Vocabulary:
     """
 
     def __init__(self, texts: list[str], min_count: int = 1):
-        check_positive_int(min_count, "min_count")
-        texts = _text_list(texts)
+        check_sizes(min_count=min_count)
+        texts = check_texts(texts)
         counts = Counter(token for text in texts for token in tokenize(text))
         kept = sorted(
             (token for token, count in counts.items() if count >= min_count),
@@ -86,31 +85,25 @@ class Vocabulary:
     def encode(self, texts: list[str]) -> tuple[Tensor, Tensor]:
         """Return ``(tokens, lengths)``: ``tokens`` (batch, max_len) int64, each
         row the ids of one text followed by ``PAD``; unknown tokens become
-        ``UNK``; ``lengths`` (batch,) int64, the number of real tokens."""
-        rows = []
-        for i, text in enumerate(_text_list(texts)):
-            ids = [self.stoi.get(token, UNK) for token in tokenize(text)]
-            if not ids:
-                raise ValueError(f"text {i} has no tokens: {text!r}")
-            rows.append(ids)
-        lengths = torch.tensor([len(ids) for ids in rows], dtype=torch.long)
-        tokens = torch.full((len(rows), int(lengths.max())), PAD, dtype=torch.long)
+        ``UNK``; ``lengths`` (batch,) int64, the number of real tokens. Made on
+        the CPU (or PyTorch's default device)."""
+        texts = check_texts(texts)
+        rows = [[self.stoi.get(token, UNK) for token in tokenize(t)] for t in texts]
         for i, ids in enumerate(rows):
-            tokens[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        return tokens, lengths
+            if not ids:
+                raise ValueError(f"texts[{i}] has no tokens: {texts[i]!r}")
+        longest = max(len(ids) for ids in rows)
+        padded = [ids + [PAD] * (longest - len(ids)) for ids in rows]
+        lengths = torch.tensor([len(ids) for ids in rows], dtype=torch.long)
+        return torch.tensor(padded, dtype=torch.long), lengths
 
     def decode(self, ids: Tensor | list[int]) -> list[str]:
-        """The tokens of a 1-D sequence of ids, padding left out."""
-        ids = torch.as_tensor(ids)
-        if ids.dim() != 1:
-            raise ValueError(f"ids must be 1-D, got shape {tuple(ids.shape)}")
-        if ids.is_floating_point() or ids.dtype == torch.bool:
-            raise ValueError(f"ids must be integers, got dtype {ids.dtype}")
-        if len(ids) and (ids.min() < 0 or ids.max() >= len(self)):
-            raise ValueError(
-                f"ids must lie in [0, {len(self)}), got values from "
-                f"{int(ids.min())} to {int(ids.max())}"
-            )
+        """The tokens of a 1-D sequence of ids (an int32/int64 tensor or a list of
+        ints), padding left out."""
+        if isinstance(ids, list | tuple):
+            ids = torch.as_tensor(ids, device="cpu")
+        check_index_tensor(ids, "ids", ndim=(1,))
+        check_ids(ids, len(self), "ids")
         return [self.itos[i] for i in ids.tolist() if i != PAD]
 
 
@@ -121,10 +114,10 @@ def bag_of_words(tokens: Tensor, vocab_size: int) -> Tensor:
     tokens is lost: that is the point of the baseline (Part 6, chapter 1).
     Shapes: ``tokens`` (batch, seq) integer; result (batch, vocab_size) float32.
     """
-    check_positive_int(vocab_size, "vocab_size")
+    check_sizes(vocab_size=vocab_size)
     check_token_ids(tokens, vocab_size)
-    counts = torch.zeros(tokens.shape[0], vocab_size)
-    counts.scatter_add_(1, tokens, torch.ones(tokens.shape))
+    counts = torch.zeros(tokens.shape[0], vocab_size, device=tokens.device)
+    counts.scatter_add_(1, tokens.long(), torch.ones_like(tokens, dtype=counts.dtype))
     counts[:, PAD] = 0
     return counts
 
@@ -159,15 +152,8 @@ def sentiment_data(
     is in the module docstring (Part 6, chapter 1). Returns ``(texts,
     labels)``, labels of shape (n,) int64.
     """
-    check_positive_int(n, "n")
-    for name, share in (
-        ("contrast_share", contrast_share),
-        ("negation_share", negation_share),
-    ):
-        if isinstance(share, bool) or not (
-            isinstance(share, int | float) and 0 <= share <= 1
-        ):
-            raise ValueError(f"{name} must be a number in [0, 1], got {share!r}")
+    check_seeded_sizes(seed, n=n)
+    check_fractions(contrast_share=contrast_share, negation_share=negation_share)
     rng = random.Random(seed)
     pairs = min(round(n * contrast_share / 2), n // 2)  # never more than n sentences
     singles = n - 2 * pairs
@@ -195,7 +181,8 @@ def _clause_polarity(words: list[str]) -> int:
     adjectives = [w for w in words if w in POSITIVE or w in NEGATIVE]
     if len(adjectives) != 1:
         raise ValueError(
-            f"a clause needs exactly one sentiment adjective, got {' '.join(words)!r}"
+            "text must have exactly one sentiment adjective in its deciding clause, "
+            f"got {' '.join(words)!r}"
         )
     polarity = int(adjectives[0] in POSITIVE)
     return 1 - polarity if "not" in words else polarity
@@ -235,6 +222,7 @@ def read_labelled_csv(
     ``ValueError`` for an empty file, a missing column, a file with no rows or
     an empty text or label (Part 6, chapter 1).
     """
+    check_path(path)
     with open(path, newline="", encoding="utf-8-sig") as file:
         reader = csv.DictReader(file)
         columns = reader.fieldnames

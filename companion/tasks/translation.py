@@ -20,12 +20,26 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from companion.attention import AdditiveAttention, padding_mask
-from companion.models import TransformerEncoder
+from companion.models import POSITIONS, TransformerEncoder
 from companion.validation import (
-    check_positive_int,
+    check_choice,
+    check_choices,
+    check_date,
+    check_finite,
+    check_float_tensor,
+    check_ids,
+    check_index_tensor,
+    check_mask,
+    check_module_input,
+    check_seeded_sizes,
+    check_sequence,
     check_sizes,
     check_source,
+    check_subset,
     check_target,
+    check_text_pairs,
+    check_texts,
+    check_type,
 )
 
 #: Names of the formats `format_date` knows, from the shortest to the longest.
@@ -101,12 +115,8 @@ def _year_words(year: int) -> str:
 def format_date(date: datetime.date, fmt: str) -> str:
     """Write ``date`` (between `FIRST_DATE` and `LAST_DATE`) in the human format
     ``fmt``, one of `FORMATS`. Part 6, chapter 2."""
-    if not isinstance(date, datetime.date):
-        raise ValueError(f"date must be a datetime.date, got {type(date).__name__}")
-    if not FIRST_DATE <= date <= LAST_DATE:
-        raise ValueError(f"date must lie in [{FIRST_DATE}, {LAST_DATE}], got {date}")
-    if fmt not in FORMATS:
-        raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
+    check_date(date, FIRST_DATE, LAST_DATE)
+    check_choice(fmt, FORMATS, "fmt")
     day, month, year = date.day, MONTHS[date.month - 1], date.year
     weekday = WEEKDAYS[date.weekday()]
     if fmt == "numeric":
@@ -137,9 +147,8 @@ def date_pairs(
     private ``random.Random(seed)``: the same seed gives the same pairs (Part 6,
     chapter 2).
     """
-    check_positive_int(n, "n")
-    if not formats or any(f not in FORMATS for f in formats):
-        raise ValueError(f"formats must be a non-empty subset of {FORMATS}")
+    check_seeded_sizes(seed, n=n)
+    check_subset(formats, FORMATS, "formats")
     rng = random.Random(seed)
     first, span = FIRST_DATE.toordinal(), (LAST_DATE - FIRST_DATE).days
     pairs = []
@@ -150,46 +159,44 @@ def date_pairs(
     return pairs
 
 
-def encode_source(texts: list[str]) -> tuple[Tensor, Tensor]:
-    """Character tokens of the human dates, padded with `PAD` on the right.
+def encode_source(
+    texts: list[str], device: torch.device | str | None = None
+) -> tuple[Tensor, Tensor]:
+    """Character tokens of the human dates (a list of non-empty strings of
+    `SOURCE_CHARS`), padded with `PAD` on the right.
 
-    Returns ``(tokens, lengths)`` of shapes (batch, longest) and (batch,).
+    Returns ``(tokens, lengths)`` of shapes (batch, longest) and (batch,), int64,
+    on ``device``.
     """
-    if not texts or not all(isinstance(t, str) and t for t in texts):
-        raise ValueError("texts must be a non-empty list of non-empty strings")
-    unknown = sorted({c for t in texts for c in t} - set(SOURCE_CHARS))
-    if unknown:
-        raise ValueError(f"characters outside SOURCE_CHARS: {unknown}")
-    lengths = torch.tensor([len(t) for t in texts])
-    tokens = torch.full((len(texts), int(lengths.max())), PAD)
-    for row, text in enumerate(texts):
-        tokens[row, : len(text)] = torch.tensor([_SOURCE_INDEX[c] for c in text])
-    return tokens, lengths
+    texts = check_texts(texts, alphabet=SOURCE_CHARS)
+    longest = max(len(text) for text in texts)
+    rows = [[_SOURCE_INDEX[c] for c in t] + [PAD] * (longest - len(t)) for t in texts]
+    lengths = [len(text) for text in texts]
+    return (
+        torch.tensor(rows, dtype=torch.long, device=device),
+        torch.tensor(lengths, dtype=torch.long, device=device),
+    )
 
 
-def encode_target(texts: list[str]) -> tuple[Tensor, Tensor]:
+def encode_target(
+    texts: list[str], device: torch.device | str | None = None
+) -> tuple[Tensor, Tensor]:
     """Decoder input ``<bos> y_1 ... y_T`` and output ``y_1 ... y_T <eos>`` of the
-    ISO dates (teacher forcing), each of shape (batch, T + 1)."""
-    if not texts or not all(isinstance(t, str) and t for t in texts):
-        raise ValueError("texts must be a non-empty list of non-empty strings")
-    if len({len(t) for t in texts}) != 1:
-        raise ValueError("the target texts must all have the same length")
-    unknown = sorted({c for t in texts for c in t} - set(TARGET_CHARS))
-    if unknown:
-        raise ValueError(f"characters outside TARGET_CHARS: {unknown}")
-    ids = torch.tensor([[_TARGET_INDEX[c] for c in t] for t in texts])
-    bos = torch.full((len(texts), 1), BOS)
-    eos = torch.full((len(texts), 1), EOS)
-    return torch.cat([bos, ids], dim=1), torch.cat([ids, eos], dim=1)
+    ISO dates (a list of strings of `TARGET_CHARS`, all of one length; teacher
+    forcing), each of shape (batch, T + 1), int64, on ``device``."""
+    texts = check_texts(texts, alphabet=TARGET_CHARS, same_length=True)
+    ids = [[_TARGET_INDEX[c] for c in text] for text in texts]
+    return (
+        torch.tensor([[BOS, *row] for row in ids], dtype=torch.long, device=device),
+        torch.tensor([[*row, EOS] for row in ids], dtype=torch.long, device=device),
+    )
 
 
 def decode_target(ids: Tensor) -> list[str]:
     """Strings of target token ids (batch, steps), cut at the first `EOS`; other
     special tokens become ``?``."""
-    if not isinstance(ids, Tensor) or ids.dim() != 2:
-        raise ValueError("ids must be a tensor of shape (batch, steps)")
-    if ids.numel() and (ids.min() < 0 or ids.max() >= len(TARGET_VOCAB)):
-        raise ValueError(f"ids must lie in [0, {len(TARGET_VOCAB)})")
+    check_index_tensor(ids, "ids", ndim=(2,))
+    check_ids(ids, len(TARGET_VOCAB), "ids")
     texts = []
     for row in ids.tolist():
         row = row[: row.index(EOS)] if EOS in row else row
@@ -268,7 +275,7 @@ class GRUTranslator(nn.Module):
         annotations, _ = nn.utils.rnn.pad_packed_sequence(
             annotations, batch_first=True, total_length=source.shape[1]
         )
-        mask = padding_mask(lengths, source.shape[1])[:, 0].to(source.device)
+        mask = padding_mask(lengths, source.shape[1])[:, 0]  # on lengths' device
         return annotations, torch.cat([final[0], final[1]], dim=-1), mask
 
     def decode(
@@ -277,7 +284,7 @@ class GRUTranslator(nn.Module):
         """Logits (batch, steps, target_vocab) for the decoder input ``target_in``
         (batch, steps), given the output of `encode`, and the attention weights
         (batch, steps, seq), or None without attention."""
-        check_target(target_in, self.target_vocab, annotations.shape[0])
+        self.check_encoded(target_in, annotations, summary, mask)
         state = torch.tanh(self.bridge(summary))[None]  # s_0: (1, batch, hidden)
         states, _ = self.decoder(self.target_embedding(target_in), state)
         if self.attention is None:
@@ -293,6 +300,28 @@ class GRUTranslator(nn.Module):
         decoder input ``target_in`` (batch, steps) (teacher forcing) and the
         attention weights (batch, steps, seq), or None."""
         return self.decode(target_in, *self.encode(source, lengths))
+
+    def check_encoded(
+        self, target_in: object, annotations: object, summary: object, mask: object
+    ) -> None:
+        """Raise unless the arguments of `decode` fit this model: ``annotations``
+        finite (batch, seq, 2 hidden) and ``summary`` finite (batch, 2 hidden) of
+        the weights' dtype, ``mask`` boolean, broadcasting to (batch, steps,
+        seq), and ``target_in`` token ids (batch, steps)."""
+        width = self.bridge.in_features  # 2 hidden
+        check_sequence(annotations, width, "annotations")
+        check_module_input(annotations, self.bridge.weight, "annotations")
+        batch, seq, _ = annotations.shape
+        check_target(target_in, self.target_vocab, batch)
+        check_float_tensor(summary, "summary")
+        if tuple(summary.shape) != (batch, width):
+            raise ValueError(
+                f"summary must have shape ({batch}, {width}), got "
+                f"{tuple(summary.shape)}"
+            )
+        check_module_input(summary, self.bridge.weight, "summary")
+        check_finite(summary, "summary")
+        check_mask(mask, (batch, target_in.shape[1], seq))
 
 
 class TransformerTranslator(nn.Module):
@@ -318,6 +347,15 @@ class TransformerTranslator(nn.Module):
         decoder_position: str = "sinusoidal",
     ):
         super().__init__()
+        check_sizes(
+            source_vocab=source_vocab,
+            target_vocab=target_vocab,
+            d_model=d_model,
+            num_heads=num_heads,
+            num_layers=num_layers,
+            d_ff=d_ff,
+        )
+        check_choices(POSITIONS, position=position, decoder_position=decoder_position)
         self.encoder = TransformerEncoder(
             source_vocab, d_model, num_heads, num_layers, d_ff, position=position
         )
@@ -348,7 +386,7 @@ class TransformerTranslator(nn.Module):
         (batch, steps), given the output of `encode`, and each layer's
         cross-attention weights (batch, heads, steps, seq), None when
         ``need_weights`` is False."""
-        check_target(target_in, self.decoder.vocab_size, memory.shape[0])
+        self.check_encoded(target_in, memory, mask)
         x = self.decoder.embed(target_in)
         cross = []
         for block in self.decoder.blocks:
@@ -363,6 +401,18 @@ class TransformerTranslator(nn.Module):
         decoder input ``target_in`` (teacher forcing) and the cross-attention
         weights of every layer (None: training runs the fused kernel)."""
         return self.decode(target_in, *self.encode(source, lengths), need_weights=False)
+
+    def check_encoded(self, target_in: object, memory: object, mask: object) -> None:
+        """Raise unless the arguments of `decode` fit this model: ``memory``
+        finite (batch, seq, d_model) of the weights' dtype, ``mask`` boolean,
+        broadcasting to (batch, heads, steps, seq), and ``target_in`` token ids
+        (batch, steps)."""
+        check_sequence(memory, self.decoder.d_model, "memory")
+        check_module_input(memory, self.head.weight, "memory")
+        batch, seq, _ = memory.shape
+        check_target(target_in, self.decoder.vocab_size, batch)
+        heads = self.decoder.blocks[0].attention.num_heads
+        check_mask(mask, (batch, heads, target_in.shape[1], seq))
 
 
 @torch.no_grad()
@@ -381,12 +431,8 @@ def greedy_decode(
     cross-attention averaged over the heads for a `TransformerTranslator`.
     Part 6, chapter 2.
     """
-    if not isinstance(model, (GRUTranslator, TransformerTranslator)):
-        raise ValueError(
-            "model must be a GRUTranslator or a TransformerTranslator, got "
-            f"{type(model).__name__}"
-        )
-    check_positive_int(steps, "steps")
+    check_type(model, (GRUTranslator, TransformerTranslator), "model")
+    check_sizes(steps=steps)
     was_training = model.training
     model.eval()
     try:
@@ -405,21 +451,23 @@ def greedy_decode(
 def sequence_loss(model: nn.Module, pairs: list[tuple[str, str]]) -> Tensor:
     """Mean cross-entropy of the next target character under teacher forcing,
     ``-1/T sum_i log p(y_i | y_<i, x)`` averaged over the pairs (Part 6,
-    chapter 2)."""
-    source, lengths = encode_source([s for s, _ in pairs])
-    target_in, target_out = encode_target([t for _, t in pairs])
+    chapter 2). ``pairs`` are ``(human date, ISO date)`` strings, as
+    `date_pairs` makes them; the tokens are made on the model's device."""
+    check_type(model, (GRUTranslator, TransformerTranslator), "model")
+    sources, targets = check_text_pairs(pairs)
+    device = next(model.parameters()).device
+    source, lengths = encode_source(sources, device)
+    target_in, target_out = encode_target(targets, device)
     logits, _ = model(source, lengths, target_in)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target_out.reshape(-1))
 
 
 def exact_match(predictions: list[str], references: list[str]) -> Tensor:
     """1.0 where a prediction equals its reference string exactly, else 0.0
-    (shape (n,)); the mean is the exact-match accuracy."""
-    if len(predictions) != len(references) or not predictions:
-        raise ValueError(
-            f"need as many predictions as references (at least one), got "
-            f"{len(predictions)} and {len(references)}"
-        )
+    (shape (n,)); the mean is the exact-match accuracy. ``predictions`` and
+    ``references`` are two lists of ``n >= 1`` strings."""
+    predictions = check_texts(predictions, "predictions")
+    references = check_texts(references, "references", count=len(predictions))
     return torch.tensor(
         [float(p == r) for p, r in zip(predictions, references, strict=True)]
     )

@@ -10,6 +10,8 @@ model looks at. Generic helpers (parameter counts, accuracy) stay in the
 notebook.
 """
 
+import math
+
 import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
@@ -18,11 +20,18 @@ from torch import Tensor, nn
 from companion.models import TransformerBlock
 from companion.positional import LearnedPositionalEmbedding, sinusoidal_encoding_2d
 from companion.validation import (
-    check_choice,
-    check_divisible,
+    check_class_token_weights,
+    check_finite,
     check_float_tensor,
-    check_positive_int,
+    check_ids,
+    check_image_patches,
+    check_index,
+    check_labelled_images,
+    check_module_input,
+    check_open_fraction,
+    check_size_tuple,
     check_sizes,
+    check_vit_options,
 )
 
 #: How the Vision Transformer learns where a patch is, in the names of
@@ -44,19 +53,16 @@ def digits_split(
     hold digits of every writer (Part 6, chapter 3).
 
     Returns ``(train_images, train_labels, test_images, test_labels)``: images
-    float32 of shape (n, 8, 8), labels int64 of shape (n,) with values 0..9.
+    float32 of shape (n, 8, 8), labels int64 of shape (n,) with values 0..9, on
+    the CPU.
     """
-    if isinstance(test_size, bool) or not (
-        isinstance(test_size, float) and 0.0 < test_size < 1.0
-    ):
-        raise ValueError(f"test_size must be a float in (0, 1), got {test_size!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    check_open_fraction(test_size, "test_size")
+    check_index(seed, 2**32, "seed")  # scikit-learn's random_state
     digits = load_digits()
-    images = torch.tensor(digits.images, dtype=torch.float32) / 16.0
-    labels = torch.tensor(digits.target, dtype=torch.int64)
+    images = torch.tensor(digits.images, dtype=torch.float32, device="cpu") / 16.0
+    labels = torch.tensor(digits.target, dtype=torch.int64, device="cpu")
     train_index, test_index = train_test_split(
-        torch.arange(len(labels)).numpy(),
+        torch.arange(len(labels), device="cpu").numpy(),
         test_size=test_size,
         random_state=seed,
         stratify=labels.numpy(),
@@ -84,17 +90,10 @@ def patchify(images: Tensor, patch_size: int) -> Tensor:
     Shapes: ``images`` (batch, H, W) or (batch, C, H, W), with H and W multiples
     of ``patch_size``; the result is (batch, N, C * patch_size**2).
     """
-    check_float_tensor(images, "images")
-    check_float_tensor(images, "images", ndim=(3, 4))
-    check_positive_int(patch_size, "patch_size")
+    check_image_patches(images, patch_size)
     if images.dim() == 3:
         images = images[:, None]
     batch, channels, height, width = images.shape
-    if height % patch_size or width % patch_size:
-        raise ValueError(
-            f"the image size {height}x{width} is not divisible by "
-            f"patch_size={patch_size}"
-        )
     rows, columns = height // patch_size, width // patch_size
     patches = images.reshape(
         batch, channels, rows, patch_size, columns, patch_size
@@ -113,7 +112,8 @@ class VisionTransformer(nn.Module):
     position, the class token's included, initialised with standard deviation
     0.02 as in the paper's code), ``"sinusoidal_2d"`` (the fixed
     `companion.positional.sinusoidal_encoding_2d` on the patch grid; nothing on
-    the class token) or ``"none"`` (Part 6, chapter 3).
+    the class token; ``d_model`` a multiple of 4) or ``"none"`` (Part 6,
+    chapter 3).
     """
 
     def __init__(
@@ -131,18 +131,14 @@ class VisionTransformer(nn.Module):
         super().__init__()
         check_sizes(
             image_size=image_size,
-            patch_size=patch_size,
             num_classes=num_classes,
             channels=channels,
             d_model=d_model,
+            num_heads=num_heads,
             num_layers=num_layers,
+            d_ff=d_ff,
         )
-        check_divisible(image_size, patch_size, "image_size", "patch_size")
-        check_choice(position, VIT_POSITIONS, "position")
-        if position == "sinusoidal_2d" and d_model % 4:
-            raise ValueError(
-                f"a 2-D sinusoidal encoding needs d_model divisible by 4, got {d_model}"
-            )
+        check_vit_options(image_size, patch_size, position, VIT_POSITIONS)
         self.image_size, self.patch_size = image_size, patch_size
         self.channels = channels
         self.grid = image_size // patch_size
@@ -154,7 +150,7 @@ class VisionTransformer(nn.Module):
         if position == "learned":
             self.learned = LearnedPositionalEmbedding(self.num_patches + 1, d_model)
             nn.init.normal_(self.learned.embedding.weight, std=0.02)
-        elif position == "sinusoidal_2d":
+        elif position == "sinusoidal_2d":  # refuses a d_model not divisible by 4
             self.register_buffer(
                 "sinusoidal", sinusoidal_encoding_2d(self.grid, self.grid, d_model)
             )
@@ -168,17 +164,7 @@ class VisionTransformer(nn.Module):
     def embed(self, images: Tensor) -> Tensor:
         """The input sequence ``z_0``: class token and patch embeddings plus
         positions, of shape (batch, 1 + num_patches, d_model)."""
-        check_float_tensor(images, "images")
-        expected = (self.channels, self.image_size, self.image_size)
-        shape = tuple(images.shape)
-        if images.dim() == 3 and self.channels == 1:
-            shape = (shape[0], 1, *shape[1:])
-        if len(shape) != 4 or shape[1:] != expected:
-            raise ValueError(
-                f"images must have shape (batch, {self.image_size}, "
-                f"{self.image_size}) or (batch, {', '.join(map(str, expected))}), "
-                f"got {tuple(images.shape)}"
-            )
+        self.check_inputs(images)
         x = self.patch_embedding(patchify(images, self.patch_size))
         x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], dim=1)
         if self.position == "learned":
@@ -202,6 +188,24 @@ class VisionTransformer(nn.Module):
         logits = self.head(self.norm(x[:, 0]))
         return (logits, weights) if return_attention else logits
 
+    def check_inputs(self, images: object) -> None:
+        """Raise unless ``images`` is a finite float tensor of the weights' dtype,
+        of shape (batch, C, H, W), or (batch, H, W) for one channel, with batch
+        >= 1 and this model's channels and image size."""
+        check_float_tensor(images, "images")
+        check_module_input(images, self.patch_embedding.weight, "images")
+        expected = (self.channels, self.image_size, self.image_size)
+        shape = tuple(images.shape)
+        if images.dim() == 3 and self.channels == 1:
+            shape = (shape[0], 1, *shape[1:])
+        if len(shape) != 4 or shape[1:] != expected or shape[0] == 0:
+            raise ValueError(
+                f"images must have shape (batch, {self.image_size}, "
+                f"{self.image_size}) or (batch, {', '.join(map(str, expected))}) "
+                f"with batch >= 1, got {tuple(images.shape)}"
+            )
+        check_finite(images, "images")
+
 
 def class_token_attention(weights: Tensor, grid: int) -> Tensor:
     """The class token's attention over the patches, averaged over the heads.
@@ -212,14 +216,7 @@ def class_token_attention(weights: Tensor, grid: int) -> Tensor:
     itself), laid out on the patch grid (Part 6, chapter 3). Each map sums to at
     most 1.
     """
-    check_float_tensor(weights, "weights")
-    check_positive_int(grid, "grid")
-    seq = 1 + grid**2
-    if weights.dim() != 4 or weights.shape[-2:] != (seq, seq):
-        raise ValueError(
-            f"weights must have shape (batch, heads, {seq}, {seq}) for grid={grid}, "
-            f"got {tuple(weights.shape)}"
-        )
+    check_class_token_weights(weights, grid)
     return weights[:, :, 0, 1:].mean(dim=1).reshape(-1, grid, grid)
 
 
@@ -235,12 +232,8 @@ class MLPClassifier(nn.Module):
         num_classes: int = 10,
     ):
         super().__init__()
-        check_positive_int(in_features, "in_features")
-        check_positive_int(num_classes, "num_classes")
-        if not isinstance(hidden_sizes, tuple):
-            raise ValueError(f"hidden_sizes must be a tuple, got {hidden_sizes!r}")
-        for width in hidden_sizes:
-            check_positive_int(width, "every hidden size")
+        check_sizes(in_features=in_features, num_classes=num_classes)
+        check_size_tuple(hidden_sizes, "hidden_sizes")
         self.in_features = in_features
         layers, width = [], in_features
         for hidden in hidden_sizes:
@@ -252,13 +245,20 @@ class MLPClassifier(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         """Class logits (batch, num_classes) for images whose non-batch axes hold
         ``in_features`` numbers, e.g. (batch, 8, 8)."""
+        self.check_inputs(images)
+        return self.layers(images.reshape(images.shape[0], self.in_features))
+
+    def check_inputs(self, images: object) -> None:
+        """Raise unless ``images`` is a finite float tensor of the weights' dtype
+        whose non-batch axes hold ``in_features`` numbers."""
         check_float_tensor(images, "images")
-        if images.dim() < 2 or images[0].numel() != self.in_features:
+        check_module_input(images, self.layers[0].weight, "images")
+        if images.dim() < 2 or math.prod(images.shape[1:]) != self.in_features:
             raise ValueError(
                 f"images must have shape (batch, ...) with {self.in_features} "
                 f"numbers per image, got {tuple(images.shape)}"
             )
-        return self.layers(images.reshape(images.shape[0], -1))
+        check_finite(images, "images")
 
 
 def occlusion_effect(
@@ -270,40 +270,34 @@ def occlusion_effect(
     background of the digits) and the drop ``p(y | x) - p(y | x without the
     patch)`` of the softmax probability of the true label ``y`` is recorded: a
     simple occlusion test of which patches the prediction depends on (Part 6,
-    chapter 3). Shapes: ``images`` (batch, H, W), ``labels`` (batch,); the result
-    is (batch, H / patch_size, W / patch_size).
+    chapter 3). ``model`` maps images to class logits (batch, num_classes); it
+    runs in evaluation mode and is put back in its mode afterwards. Shapes:
+    ``images`` (batch, H, W), ``labels`` (batch,) in ``[0, num_classes)``; the
+    result is (batch, H / patch_size, W / patch_size).
     """
-    check_float_tensor(images, "images")
-    check_float_tensor(images, "images", ndim=(3,))
-    patches = patchify(images, patch_size)  # validates the patch size
-    if (
-        not isinstance(labels, Tensor)
-        or labels.is_floating_point()
-        or labels.dtype == torch.bool
-        or labels.shape != images.shape[:1]
-    ):
-        got = (
-            f"{labels.dtype} of shape {tuple(labels.shape)}"
-            if isinstance(labels, Tensor)
-            else repr(labels)
-        )
-        raise ValueError(
-            f"labels must be an integer tensor of shape ({images.shape[0]},), got {got}"
-        )
+    check_labelled_images(images, labels)
+    check_image_patches(images, patch_size)
     batch, height, width = images.shape
     rows, columns = height // patch_size, width // patch_size
+    index = labels[:, None].long()
+    drops = images.new_empty(batch, rows * columns)
+    was_training = model.training
     model.eval()
-    index = torch.arange(batch)
-    drops = torch.empty(batch, patches.shape[1], dtype=images.dtype)
-    with torch.no_grad():
-        p_true = model(images).softmax(dim=-1)[index, labels]
-        for k in range(patches.shape[1]):
-            r, c = divmod(k, columns)
-            erased = images.clone()
-            erased[
-                :,
-                r * patch_size : (r + 1) * patch_size,
-                c * patch_size : (c + 1) * patch_size,
-            ] = 0.0
-            drops[:, k] = p_true - model(erased).softmax(dim=-1)[index, labels]
+    try:
+        with torch.no_grad():
+            logits = model(images)
+            check_ids(labels, logits.shape[-1], "labels")
+            p_true = logits.softmax(dim=-1).gather(1, index)[:, 0]
+            for k in range(rows * columns):
+                r, c = divmod(k, columns)
+                erased = images.clone()
+                erased[
+                    :,
+                    r * patch_size : (r + 1) * patch_size,
+                    c * patch_size : (c + 1) * patch_size,
+                ] = 0.0
+                p_erased = model(erased).softmax(dim=-1).gather(1, index)[:, 0]
+                drops[:, k] = p_true - p_erased
+    finally:
+        model.train(was_training)
     return drops.reshape(batch, rows, columns)
