@@ -33,6 +33,7 @@ from companion.positional import (
 )
 from companion.validation import (
     check_choice,
+    check_encoding_sizes,
     check_lengths,
     check_mask,
     check_module_input,
@@ -258,6 +259,8 @@ class TransformerEncoder(nn.Module):
         super().__init__()
         check_choice(position, POSITIONS, "position")
         check_sizes(num_layers=num_layers, max_len=max_len)
+        if position == "sinusoidal":
+            check_encoding_sizes(d_model, 2, 10000.0)
         self.vocab_size, self.position, self.d_model = vocab_size, position, d_model
         self.embedding = token_embedding(vocab_size, d_model)
         self.learned = (

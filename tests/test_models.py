@@ -242,3 +242,8 @@ def test_position_scale_is_an_argument_of_the_forward_pass():
     t5 = TransformerLanguageModel(5, d_model=8, num_heads=2, position="t5")
     with pytest.raises(ValueError, match="position_scale applies to RoPE only"):
         t5(tokens, position_scale=0.5)
+
+
+def test_sinusoidal_encoder_needs_an_even_width_at_construction():
+    with pytest.raises(ValueError, match=r"d_model must be a multiple of 2 \(sin/cos"):
+        TransformerEncoder(10, d_model=7, num_heads=1, position="sinusoidal")

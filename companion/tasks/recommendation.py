@@ -209,15 +209,8 @@ class SASRec(nn.Module):
         d_ff = d_model if d_ff is None else d_ff
         check_sizes(num_items=num_items, d_model=d_model, d_ff=d_ff)
         self.num_items = num_items
-        self.encoder = TransformerEncoder(
-            num_items,
-            d_model=d_model,
-            num_heads=num_heads,
-            num_layers=num_layers,
-            d_ff=d_ff,
-            position=position,
-            max_len=max_len,
-            causal=True,
+        self.encoder = TransformerEncoder(  # the sizes in its order, then causal
+            num_items, d_model, num_heads, num_layers, d_ff, position, max_len, True
         )
 
     def forward(self, items: Tensor) -> Tensor:

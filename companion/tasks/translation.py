@@ -348,13 +348,8 @@ class TransformerTranslator(nn.Module):
     ):
         super().__init__()
         check_sizes(
-            source_vocab=source_vocab,
-            target_vocab=target_vocab,
-            d_model=d_model,
-            num_heads=num_heads,
-            num_layers=num_layers,
-            d_ff=d_ff,
-        )
+            source_vocab=source_vocab, target_vocab=target_vocab
+        )  # the rest: the encoders
         check_choices(POSITIONS, position=position, decoder_position=decoder_position)
         self.encoder = TransformerEncoder(
             source_vocab, d_model, num_heads, num_layers, d_ff, position=position
