@@ -72,13 +72,6 @@ COMPANION_DIR = Path(companion.__file__).resolve().parent
 INF = math.inf
 HALF = (torch.float16, torch.bfloat16)
 
-# Failures in modules another engineer owns (companion/tasks, companion/data),
-# reported to them: entry label -> variant labels. Tolerated (the test is marked
-# xfail and lists them) while they are fixed; any other failure fails the sweep.
-# Delete an entry here once its module is fixed.
-PENDING_BY_ENTRY: dict[str, list[str]] = {}
-PENDING = {(entry, v) for entry, labels in PENDING_BY_ENTRY.items() for v in labels}
-
 
 def public_names(module) -> set[str]:
     """The public functions and classes defined in `module` (not imported)."""
@@ -2799,19 +2792,12 @@ def test_the_table_covers_every_public_function_and_class():
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.label)
 def test_bad_inputs(entry):
-    failures, pending = [], []
+    failures = []
     for variant in entry.variants():
         why = run_variant(entry, variant)
-        if why is None:
-            continue
-        line = f"{entry.label} | {variant.label}: {why}"
-        if (entry.label, variant.label) in PENDING:
-            pending.append(line)
-        else:
-            failures.append(line)
+        if why is not None:
+            failures.append(f"{entry.label} | {variant.label}: {why}")
     assert not failures, "\n" + "\n".join(failures)
-    if pending:
-        pytest.xfail("pending in tasks/data:\n" + "\n".join(pending))
 
 
 def test_the_sweep_size():

@@ -390,12 +390,18 @@ class TransformerTranslator(nn.Module):
         return self.head(self.decoder.norm(x)), cross
 
     def forward(
-        self, source: Tensor, lengths: Tensor, target_in: Tensor
-    ) -> tuple[Tensor, list[Tensor]]:
+        self,
+        source: Tensor,
+        lengths: Tensor,
+        target_in: Tensor,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, list[Tensor | None]]:
         """`decode` after `encode`: logits (batch, steps, target_vocab) for the
         decoder input ``target_in`` (teacher forcing) and the cross-attention
-        weights of every layer (None: training runs the fused kernel)."""
-        return self.decode(target_in, *self.encode(source, lengths), need_weights=False)
+        weights of every layer, None unless ``need_weights`` (training runs the
+        fused kernel)."""
+        memory, mask = self.encode(source, lengths)
+        return self.decode(target_in, memory, mask, need_weights)
 
     def check_encoded(self, target_in: object, memory: object, mask: object) -> None:
         """Raise unless the arguments of `decode` fit this model: ``memory``
