@@ -25,6 +25,7 @@ from companion.softmax import accumulation_dtype, softmax
 from companion.validation import (
     check_attention,
     check_backward_inputs,
+    check_bias,
     check_divisible,
     check_finite,
     check_float_tensor,
@@ -197,28 +198,13 @@ def scaled_dot_product_attention(
     return (weights @ v.to(wide)).to(q.dtype), weights.to(q.dtype)
 
 
-def fused_attention(
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    mask: Tensor | None = None,
-    bias: Tensor | None = None,
-    scale: float | None = None,
-) -> Tensor:
-    """`scaled_dot_product_attention` in one call to PyTorch's fused kernel
-    ``torch.nn.functional.scaled_dot_product_attention`` (FlashAttention or
-    memory-efficient attention where the device has them; Part 5, chapter 4).
-
-    The same ``softmax(Q K^T / sqrt(d_k) + B) V`` with the same arguments, but it
-    returns the output only: the weights are never stored, which is what makes
-    it fast and light. A query with no allowed key gets a zero output, as in
-    `scaled_dot_product_attention`.
-    """
-    scale = check_attention(q, k, v, mask, bias, scale)  # 1 / sqrt(d_k) by default
-    if bias is not None and mask is not None:  # one additive mask: -inf where hidden
-        bias, mask = bias.masked_fill(~mask, -math.inf), None
-    attn_mask = mask if bias is None else bias
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=scale)
+def _fused_mask(mask: Tensor | None, bias: Tensor | None) -> Tensor | None:
+    """The boolean ``mask`` (True = may attend) and the additive ``bias`` as the one
+    ``attn_mask`` that ``torch.nn.functional.scaled_dot_product_attention`` takes:
+    the bias with ``-inf`` where the mask hides a key (Part 2, chapter 3)."""
+    if mask is not None and bias is not None:
+        return bias.masked_fill(~mask, -math.inf)
+    return mask if bias is None else bias
 
 
 def attention_backward(
@@ -376,7 +362,7 @@ class MultiHeadAttention(nn.Module):
         Result: output (batch, q_len, d_model), weights (batch, num_heads, q_len,
         k_len).
         """
-        self.check_inputs(query, key, value, mask)
+        self.check_inputs(query, key, value, mask, bias)
         batch, q_len, _ = query.shape
         q = self.split_heads(self.q_proj(query))  # (batch, heads, q_len, head_dim)
         k = self.split_heads(self.k_proj(key))  # (batch, kv_heads, k_len, head_dim)
@@ -388,8 +374,10 @@ class MultiHeadAttention(nn.Module):
         v = v.repeat_interleave(group, dim=1)
         if need_weights:  # the formula, step by step: softmax(Q K^T / sqrt(d) + B) V
             out, weights = scaled_dot_product_attention(q, k, v, mask, bias)
-        else:  # the same in one fused kernel, the weights never stored
-            out, weights = fused_attention(q, k, v, mask, bias), None
+        else:  # the same in PyTorch's fused kernel, which never stores the weights
+            attn_mask = _fused_mask(mask, bias)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+            weights = None
         out = out.transpose(1, 2).reshape(batch, q_len, self.d_model)  # merge heads
         return self.out_proj(out), weights
 
@@ -399,25 +387,36 @@ class MultiHeadAttention(nn.Module):
         return x.view(batch, seq, width // self.head_dim, self.head_dim).transpose(1, 2)
 
     def check_inputs(
-        self, query: object, key: object, value: object, mask: object
+        self, query: object, key: object, value: object, mask: object, bias: object
     ) -> None:
         """Raise unless ``query``, ``key``, ``value`` are finite (batch, seq,
         d_model) tensors of the weights' dtype, sharing the batch size (key and
-        value the length too), and ``mask`` is None, 2-D or 4-D."""
+        value the length too), ``mask`` is None or a boolean mask, 2-D or 4-D, and
+        ``bias`` None or a float tensor, both broadcasting to the scores (batch,
+        num_heads, q_len, k_len). In self-attention the three are one tensor,
+        checked once."""
+        checked = []
         for name, t in (("query", query), ("key", key), ("value", value)):
-            check_sequence(t, self.d_model, name)
-            check_module_input(t, self.q_proj.weight, name)
+            if not any(t is u for u in checked):
+                check_sequence(t, self.d_model, name)
+                check_module_input(t, self.q_proj.weight, name)
+                checked.append(t)
         if key.shape[:2] != value.shape[:2] or key.shape[0] != query.shape[0]:
             raise ValueError(
                 "query, key and value must share the batch size, and key and value "
                 f"the length; got query {tuple(query.shape)}, key {tuple(key.shape)}, "
                 f"value {tuple(value.shape)}"
             )
-        if isinstance(mask, Tensor) and mask.dim() not in (2, 4):
-            raise ValueError(
-                f"mask must have 2 axes (q_len, k_len) or 4 (batch, heads, q_len, "
-                f"k_len), got shape {tuple(mask.shape)}"
-            )
+        scores = (query.shape[0], self.num_heads, query.shape[1], key.shape[1])
+        if mask is not None:
+            if isinstance(mask, Tensor) and mask.dim() not in (2, 4):
+                raise ValueError(
+                    f"mask must have 2 axes (q_len, k_len) or 4 (batch, heads, "
+                    f"q_len, k_len), got shape {tuple(mask.shape)}"
+                )
+            check_mask(mask, scores)
+        if bias is not None:
+            check_bias(bias, scores, query.dtype)
 
 
 def chunked_attention(
