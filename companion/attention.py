@@ -27,6 +27,7 @@ from companion.validation import (
     check_backward_inputs,
     check_bias,
     check_divisible,
+    check_dropout,
     check_finite,
     check_float_tensor,
     check_kernel_inputs,
@@ -175,6 +176,7 @@ def scaled_dot_product_attention(
     mask: Tensor | None = None,
     bias: Tensor | None = None,
     scale: float | None = None,
+    dropout: float = 0.0,
 ) -> tuple[Tensor, Tensor]:
     """Scaled dot-product attention, returning the output and the weights.
 
@@ -185,16 +187,28 @@ def scaled_dot_product_attention(
     ``torch.nn.functional.scaled_dot_product_attention``); a query with no allowed
     key gets zero weights and a zero output, never NaN.
 
+    ``dropout`` ``p`` (attention dropout, Part 2, chapter 3): after the softmax,
+    each weight is kept with probability ``1 - p`` and divided by ``1 - p``, set
+    to zero otherwise (Srivastava et al., 2014), before the product with ``V``;
+    the weights returned are those used, so in training their rows no longer sum
+    to one. Like ``dropout_p`` of ``F.scaled_dot_product_attention`` it acts
+    whenever ``p > 0``; modules pass it only in training mode. On the CPU the
+    same random state gives the same dropped weights as that function.
+
     Shapes: ``q`` (..., q_len, d_k), ``k`` (..., k_len, d_k), ``v`` (..., k_len,
     d_v); ``mask`` and ``bias`` broadcast to (..., q_len, k_len). Returns
     ``(output, weights)``: output (..., q_len, d_v), weights (..., q_len, k_len).
     """
     scale = check_attention(q, k, v, mask, bias, scale)  # 1 / sqrt(d_k) by default
+    check_dropout(dropout)
     wide = accumulation_dtype(q.dtype)  # float16 scores overflow: float32 for half
     scores = (q.to(wide) * scale) @ k.to(wide).transpose(-2, -1)
     if bias is not None:
         scores = scores + bias
     weights = softmax(scores if mask is None else scores.masked_fill(~mask, -math.inf))
+    if dropout > 0:  # keep each weight with probability 1 - p, scaled by 1 / (1 - p)
+        keep = torch.empty_like(weights).bernoulli_(1 - dropout)
+        weights = weights * (keep / (1 - dropout))
     return (weights @ v.to(wide)).to(q.dtype), weights.to(q.dtype)
 
 
@@ -218,14 +232,15 @@ def attention_backward(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Gradients of scaled dot-product attention, derived by hand (Part 2, chapter 2).
 
-    With ``S = s Q K^T`` (masked), ``P = softmax(S)`` row by row and ``O = P V``,
+    With the scale ``γ = 1 / sqrt(d_k)`` (or ``scale``), ``S = γ Q K^T`` (masked),
+    ``P = softmax(S)`` row by row and ``O = P V``,
     and ``dO`` the gradient of the loss with respect to ``O``:
 
     - ``dV = P^T dO``
     - ``dP = dO V^T``
     - ``dS = P * (dP - rowsum(dP * P))``  (the softmax Jacobian ``diag(p) - p p^T``
       applied row by row; ``*`` is the element-wise product)
-    - ``dQ = s dS K`` and ``dK = s dS^T Q``.
+    - ``dQ = γ dS K`` and ``dK = γ dS^T Q``.
 
     Masked entries have ``P = 0``, hence ``dS = 0``: no gradient flows through them.
     An additive ``bias`` changes ``P`` but not the formulas (its own gradient is
@@ -317,6 +332,9 @@ class MultiHeadAttention(nn.Module):
     is multi-query attention (Shazeer, 2019).
 
     Submodules ``q_proj``, ``k_proj``, ``v_proj``, ``out_proj`` are ``nn.Linear``.
+    ``dropout`` is the attention dropout probability, applied to the weights in
+    training mode only (as ``nn.MultiheadAttention``'s ``dropout``; Part 2,
+    chapter 3).
     """
 
     def __init__(
@@ -325,12 +343,15 @@ class MultiHeadAttention(nn.Module):
         num_heads: int,
         num_kv_heads: int | None = None,
         bias: bool = True,
+        dropout: float = 0.0,
     ):
         super().__init__()
         num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
         check_sizes(d_model=d_model, num_heads=num_heads, num_kv_heads=num_kv_heads)
         check_divisible(d_model, num_heads, "d_model", "num_heads")
         check_divisible(num_heads, num_kv_heads, "num_heads", "num_kv_heads")
+        check_dropout(dropout)
+        self.dropout = dropout
         self.d_model, self.num_heads = d_model, num_heads
         self.num_kv_heads, self.head_dim = num_kv_heads, d_model // num_heads
         self.q_proj = nn.Linear(d_model, d_model, bias=bias)
@@ -359,6 +380,8 @@ class MultiHeadAttention(nn.Module):
         broadcastable to (batch, num_heads, q_len, k_len)). ``rotate`` maps the
         queries and keys of every head, (batch, heads, len, head_dim), to new ones
         before the scores: RoPE (`companion.positional.rope_queries_and_keys`).
+        In training mode the weights are dropped out with probability
+        ``dropout`` (both paths draw the same random weights on the CPU).
         Result: output (batch, q_len, d_model), weights (batch, num_heads, q_len,
         k_len).
         """
@@ -372,11 +395,14 @@ class MultiHeadAttention(nn.Module):
         group = self.num_heads // self.num_kv_heads  # query heads per key/value head
         k = k.repeat_interleave(group, dim=1)  # (batch, heads, k_len, head_dim)
         v = v.repeat_interleave(group, dim=1)
+        p = self.dropout if self.training else 0.0  # attention dropout: training only
         if need_weights:  # the formula, step by step: softmax(Q K^T / sqrt(d) + B) V
-            out, weights = scaled_dot_product_attention(q, k, v, mask, bias)
+            out, weights = scaled_dot_product_attention(q, k, v, mask, bias, dropout=p)
         else:  # the same in PyTorch's fused kernel, which never stores the weights
             attn_mask = _fused_mask(mask, bias)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=attn_mask, dropout_p=p
+            )
             weights = None
         out = out.transpose(1, 2).reshape(batch, q_len, self.d_model)  # merge heads
         return self.out_proj(out), weights

@@ -33,6 +33,7 @@ from companion.positional import (
 )
 from companion.validation import (
     check_choice,
+    check_dropout,
     check_encoding_sizes,
     check_lengths,
     check_mask,
@@ -61,6 +62,12 @@ class TransformerBlock(nn.Module):
     a bias to the scores (here each block has its own T5 table; T5 shares one
     across layers). ``sinusoidal`` and ``learned`` act on the input, in
     `TransformerEncoder` (Part 5, chapter 1).
+
+    ``dropout`` ``p`` acts in training mode only, where Vaswani et al. (2017,
+    section 5.4) apply it, on each sublayer's output before the residual
+    addition, and where their reference implementations (and
+    ``nn.TransformerEncoderLayer``, in the same order) also do: on the attention
+    weights and on the feed-forward network's hidden layer (Part 2, chapter 3).
     """
 
     def __init__(
@@ -70,13 +77,16 @@ class TransformerBlock(nn.Module):
         d_ff: int,
         position: str = "none",
         causal: bool = False,
+        dropout: float = 0.0,
     ):
         super().__init__()
         check_choice(position, POSITIONS, "position")
         check_sizes(d_model=d_model, num_heads=num_heads, d_ff=d_ff)
+        check_dropout(dropout)
         self.position, self.causal = position, causal
         self.norm1 = nn.LayerNorm(d_model)
-        self.attention = MultiHeadAttention(d_model, num_heads)
+        self.attention = MultiHeadAttention(d_model, num_heads, dropout=dropout)
+        self.dropout = nn.Dropout(dropout)  # no parameters; acts in training only
         self.norm2 = nn.LayerNorm(d_model)
         self.linear1 = nn.Linear(d_model, d_ff)
         self.linear2 = nn.Linear(d_ff, d_model)
@@ -109,13 +119,13 @@ class TransformerBlock(nn.Module):
             need_weights=need_weights,
             **self.position_arguments(x.shape[1], x.shape[1], x, position_scale),
         )
-        x = x + attended
-        return x + self.feed_forward(self.norm2(x)), weights
+        x = x + self.dropout(attended)
+        return x + self.dropout(self.feed_forward(self.norm2(x))), weights
 
     def feed_forward(self, x: Tensor) -> Tensor:
         """The position-wise network ``W_2 relu(W_1 x + b_1) + b_2`` (Vaswani et
-        al., 2017, eq. 2)."""
-        return self.linear2(F.relu(self.linear1(x)))
+        al., 2017, eq. 2), with dropout on the hidden layer in training."""
+        return self.linear2(self.dropout(F.relu(self.linear1(x))))
 
     def position_arguments(
         self, q_len: int, k_len: int, like: Tensor, scale: float
@@ -165,13 +175,21 @@ class TransformerDecoderBlock(TransformerBlock):
     from the encoder ("memory"). The paper normalises after each residual
     addition; like `TransformerBlock`, whose self-attention, feed-forward network
     and positional schemes this block inherits, it normalises before. Part 6,
-    chapter 2.
+    chapter 2. ``dropout`` as in `TransformerBlock`, on the cross-attention too
+    (the order of ``nn.TransformerDecoderLayer``).
     """
 
-    def __init__(self, d_model: int, num_heads: int, d_ff: int, position: str = "none"):
-        super().__init__(d_model, num_heads, d_ff, position, causal=True)
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        d_ff: int,
+        position: str = "none",
+        dropout: float = 0.0,
+    ):
+        super().__init__(d_model, num_heads, d_ff, position, True, dropout)
         self.norm_cross = nn.LayerNorm(d_model)
-        self.cross_attention = MultiHeadAttention(d_model, num_heads)
+        self.cross_attention = MultiHeadAttention(d_model, num_heads, dropout=dropout)
 
     def forward(
         self,
@@ -199,13 +217,14 @@ class TransformerDecoderBlock(TransformerBlock):
             need_weights=need_weights,
             **self.position_arguments(seq, seq, x, 1.0),
         )
-        x = x + attended
+        x = x + self.dropout(attended)
         h = self.norm_cross(x)
         attended, cross_weights = self.cross_attention(
             h, memory, memory, mask=memory_mask, need_weights=need_weights
         )
-        x = x + attended
-        return x + self.feed_forward(self.norm2(x)), self_weights, cross_weights
+        x = x + self.dropout(attended)
+        out = x + self.dropout(self.feed_forward(self.norm2(x)))
+        return out, self_weights, cross_weights
 
     def check_memory(self, x: Tensor, memory: object, memory_mask: object) -> None:
         """Raise unless ``memory`` is a finite (batch, src, d_model) tensor of the
@@ -242,7 +261,10 @@ class TransformerEncoder(nn.Module):
     position table (``position="learned"`` only). With ``cross_attention`` the
     blocks are causal `TransformerDecoderBlock`: the decoder of an
     encoder-decoder, which calls `embed`, its ``blocks`` and ``norm`` with the
-    encoder's states (``companion.tasks.translation.TransformerTranslator``)."""
+    encoder's states (``companion.tasks.translation.TransformerTranslator``).
+    ``dropout`` (training mode only) acts on the embedded input, as on "the sums
+    of the embeddings and the positional encodings" of Vaswani et al. (2017,
+    section 5.4), and in every block (`TransformerBlock`)."""
 
     def __init__(
         self,
@@ -255,10 +277,12 @@ class TransformerEncoder(nn.Module):
         max_len: int = 512,
         causal: bool = False,
         cross_attention: bool = False,
+        dropout: float = 0.0,
     ):
         super().__init__()
         check_choice(position, POSITIONS, "position")
         check_sizes(num_layers=num_layers, max_len=max_len)
+        check_dropout(dropout)
         if position == "sinusoidal":
             check_encoding_sizes(d_model, 2, 10000.0)
         self.vocab_size, self.position, self.d_model = vocab_size, position, d_model
@@ -269,11 +293,12 @@ class TransformerEncoder(nn.Module):
             else None
         )
         self.blocks = nn.ModuleList(
-            TransformerDecoderBlock(d_model, num_heads, d_ff, position)
+            TransformerDecoderBlock(d_model, num_heads, d_ff, position, dropout)
             if cross_attention
-            else TransformerBlock(d_model, num_heads, d_ff, position, causal)
+            else TransformerBlock(d_model, num_heads, d_ff, position, causal, dropout)
             for _ in range(num_layers)
         )
+        self.dropout = nn.Dropout(dropout)  # no parameters; acts in training only
         self.norm = nn.LayerNorm(d_model)
 
     def forward(
@@ -308,7 +333,7 @@ class TransformerEncoder(nn.Module):
             )
         elif self.position == "learned":
             x = x + self.learned(seq)
-        return x
+        return self.dropout(x)
 
 
 class TransformerClassifier(nn.Module):

@@ -4,6 +4,7 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.axes import Axes
+from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 
 #: The matplotlib settings every chapter uses: modest dpi (small notebooks),
@@ -44,8 +45,10 @@ def plot_heatmap(
 
     ``extent`` = (left, right, bottom, top) labels the axes with data
     coordinates instead of indices; row 0 is drawn at the top unless ``extent``
-    puts it elsewhere. ``vmin`` and ``vmax`` fix the colour scale (to compare
-    several heatmaps); by default it spans the matrix. Returns the axes it drew on.
+    puts it elsewhere. Without ``extent`` the ticks are whole row and column
+    indices (token positions), never 2.5. ``vmin`` and ``vmax`` fix the colour
+    scale (to compare several heatmaps); by default it spans the matrix.
+    Returns the axes it drew on.
     """
     if not isinstance(matrix, Tensor) or matrix.dim() != 2:
         shape = (
@@ -63,6 +66,9 @@ def plot_heatmap(
         vmin=vmin,
         vmax=vmax,
     )
+    if extent is None:  # indices: integer ticks only (a position 2.5 does not exist)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(False)

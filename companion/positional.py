@@ -7,7 +7,8 @@ Three places where position can enter:
 - the attention logits: `ShawRelativeEmbedding` (Shaw et al., 2018),
   `RelativePositionBias` with `t5_relative_position_bucket` (Raffel et al., 2020),
   `alibi_bias` (Press et al., 2022);
-- the queries and keys: `apply_rope` (Su et al., RoFormer).
+- the queries and keys: `apply_rope` (Su et al., RoFormer), with its cos/sin
+  table `rope_cache`, and `apply_rope_2d` for a grid of image patches.
 
 `SCHEMES` names them all, with where each acts; the models of Parts 5 and 6 take
 one of these names.
@@ -20,7 +21,9 @@ from torch import Tensor, nn
 
 from companion.softmax import accumulation_dtype
 from companion.validation import (
+    check_base,
     check_bucket_sizes,
+    check_divisible,
     check_encoding_sizes,
     check_finite,
     check_float_dtype,
@@ -28,7 +31,9 @@ from companion.validation import (
     check_index_tensor,
     check_positive_int,
     check_relative_inputs,
+    check_rope_2d_inputs,
     check_rope_inputs,
+    check_rope_options,
     check_rope_queries_and_keys,
     check_sizes,
 )
@@ -138,32 +143,110 @@ class LearnedPositionalEmbedding(nn.Module):
 
 
 def apply_rope(
-    x: Tensor, positions: Tensor | None = None, base: float = 10000.0
+    x: Tensor,
+    positions: Tensor | None = None,
+    base: float = 10000.0,
+    offset: int = 0,
+    rotary_dim: int | None = None,
+    cache: Tensor | None = None,
 ) -> Tensor:
     """Rotary position embedding: rotate each pair ``(x_2i, x_2i+1)`` by ``p theta_i``.
 
     Equation (Su et al., RoFormer, eq. 13-15): with ``theta_i = base^(-2i/d)``,
     ``(x_2i, x_2i+1) -> (x_2i cos(p theta_i) - x_2i+1 sin(p theta_i),
-    x_2i sin(p theta_i) + x_2i+1 cos(p theta_i))`` for a vector at position ``p``.
+    x_2i sin(p theta_i) + x_2i+1 cos(p theta_i))`` for a vector at position ``p``;
+    in complex form (section 3.2), ``x_2i + i x_2i+1`` times ``e^(i p theta_i)``.
     Applied to queries and keys, ``rope(q, m) . rope(k, n)`` depends on the
     positions only through ``m - n`` (Part 4, chapter 3). Adjacent pairs, as in
     the paper; "rotate-half" libraries pair ``j`` with ``j + d/2`` instead.
 
     Shapes: ``x`` (..., seq, d) with even ``d``; ``positions`` (seq,), integer or
     float (fractional positions allow position interpolation), default
-    ``0 .. seq-1``. The result has the shape and dtype of ``x``.
+    ``0 .. seq-1``. ``offset`` is added to every position: the length of a
+    key-value cache, when the ``seq`` new tokens follow ``offset`` earlier ones.
+    ``rotary_dim`` (even, default ``d``) rotates only the first ``rotary_dim``
+    dimensions, with ``d`` replaced by ``rotary_dim`` in ``theta_i``, and passes
+    the others through (partial rotary, as in GPT-NeoX, Black et al., 2022).
+    ``cache`` is the table of `rope_cache` (its ``base`` replaces ``base``): the
+    cos and sin of integer positions are read from it instead of computed.
+    The result has the shape and dtype of ``x`` (float16 and bfloat16 are rotated
+    in float32).
     """
     seq, d = check_rope_inputs(x, positions, base)
+    rotary_dim = check_rope_options(x, positions, offset, rotary_dim, cache)
     if positions is None:
         positions = torch.arange(seq, device=x.device)
-    theta = base ** (-torch.arange(0, d, 2, dtype=torch.float64, device=x.device) / d)
-    angle = positions.to(torch.float64)[:, None] * theta  # (seq, d / 2): p theta_i
-    cos, sin = torch.cos(angle).to(x.dtype), torch.sin(angle).to(x.dtype)
-    even, odd = x[..., 0::2], x[..., 1::2]
-    rotated = torch.empty_like(x)
-    rotated[..., 0::2] = even * cos - odd * sin
-    rotated[..., 1::2] = even * sin + odd * cos
-    return rotated
+    if cache is None:
+        theta = base ** (
+            -torch.arange(0, rotary_dim, 2, dtype=torch.float64, device=x.device)
+            / rotary_dim
+        )
+        angle = (positions.to(torch.float64)[:, None] + offset) * theta  # p theta_i
+        cos, sin = torch.cos(angle), torch.sin(angle)
+    else:
+        cos, sin = cache[:, positions.long() + offset]  # rows p of the table
+    wide = accumulation_dtype(x.dtype)  # half precision: rotate in float32
+    cos, sin = cos.to(wide), sin.to(wide)
+    even, odd = x[..., 0:rotary_dim:2].to(wide), x[..., 1:rotary_dim:2].to(wide)
+    rotated = x.to(wide).clone()  # dimensions past rotary_dim pass through
+    rotated[..., 0:rotary_dim:2] = even * cos - odd * sin
+    rotated[..., 1:rotary_dim:2] = even * sin + odd * cos
+    return rotated.to(x.dtype)
+
+
+def rope_cache(
+    max_len: int,
+    dim: int,
+    base: float = 10000.0,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """The cos and sin of RoPE's angles ``p theta_i`` for positions ``0 ..
+    max_len-1``, computed once and read by `apply_rope` (``cache=``) in every
+    layer and at every decoding step.
+
+    Equation (Su et al., RoFormer, eq. 15): ``theta_i = base^(-2i/dim)``,
+    ``i = 0 .. dim/2 - 1``; ``dim`` is the number of rotated dimensions (the
+    head dimension, or ``rotary_dim``). Computed in float64, then given ``dtype``
+    (default float32) on ``device`` (Part 4, chapter 3).
+
+    Returns a tensor of shape (2, max_len, dim / 2): ``cos, sin = rope_cache(...)``.
+    """
+    check_sizes(max_len=max_len)
+    check_divisible(dim, 2, "dim", "pair_size")  # (cos, sin) pairs
+    check_base(base)
+    check_float_dtype(dtype)
+    theta = base ** (-torch.arange(0, dim, 2, dtype=torch.float64, device=device) / dim)
+    position = torch.arange(max_len, dtype=torch.float64, device=device)
+    angle = position[:, None] * theta  # (max_len, dim / 2): p theta_i
+    return torch.stack([torch.cos(angle), torch.sin(angle)]).to(dtype)
+
+
+def apply_rope_2d(x: Tensor, height: int, width: int, base: float = 10000.0) -> Tensor:
+    """Axial 2-D RoPE for a grid of image patches in raster order.
+
+    Equation: the first ``d / 2`` dimensions are rotated by the patch's row ``r``
+    and the last ``d / 2`` by its column ``c``, each half as in `apply_rope` (with
+    ``d / 2`` in ``theta_i``), so that ``rope2d(q, (r, c)) . rope2d(k, (r', c'))``
+    depends on the positions only through ``(r - r', c - c')``. The axial variant
+    of RoPE for Vision Transformers (Heo et al., 2024), with the halves in the
+    order of `sinusoidal_encoding_2d` (Part 4, chapter 4).
+
+    Shapes: ``x`` (..., height * width, d), row ``r * width + c`` the patch in
+    row ``r``, column ``c``; ``d`` a multiple of 4. The result has the shape and
+    dtype of ``x``.
+    """
+    check_rope_2d_inputs(x, height, width, base)
+    half = x.shape[-1] // 2
+    rows = torch.arange(height, device=x.device).repeat_interleave(width)  # r
+    columns = torch.arange(width, device=x.device).repeat(height)  # c
+    return torch.cat(
+        [
+            apply_rope(x[..., :half], rows, base),
+            apply_rope(x[..., half:], columns, base),
+        ],
+        dim=-1,
+    )
 
 
 def rope_queries_and_keys(

@@ -876,3 +876,85 @@ def check_image_patches(images: object, patch_size: object) -> None:
         )
     check_finite(images, "images")
     check_patch_size(patch_size, *images.shape[-2:])
+
+
+def check_dropout(value: object, name: str = "dropout") -> None:
+    """Raise unless `value` is a dropout probability ``p``: a real number in
+    [0, 1) (not a boolean). ``p = 1`` would drop every weight and divide by
+    ``1 - p = 0``."""
+    if not (_is_real(value) and 0 <= value < 1):
+        raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}")
+
+
+def check_rope_options(
+    x: Tensor,
+    positions: Tensor | None,
+    offset: object,
+    rotary_dim: object,
+    cache: object,
+) -> int:
+    """Raise unless ``offset`` is a non-negative integer, ``rotary_dim`` None or
+    an even number of dimensions in ``[2, d]`` (``d``, the last axis of ``x``),
+    and ``cache`` None or a finite float tensor (2, max_len, rotary_dim / 2) on
+    ``x``'s device, with values in [-1, 1], in which the integer positions
+    ``positions + offset`` lie; return the number of rotated dimensions (``d``
+    for None)."""
+    check_nonnegative_int(offset, "offset")
+    d = x.shape[-1]
+    if rotary_dim is None:
+        rotary_dim = d  # all of an even d
+    elif not (_is_integer(rotary_dim) and 2 <= rotary_dim <= d and rotary_dim % 2 == 0):
+        raise ValueError(
+            f"rotary_dim must be an even number of dimensions in [2, {d}], "
+            f"got {rotary_dim!r}"
+        )
+    if cache is None:
+        return rotary_dim
+    check_float_tensor(cache, "cache")
+    if (
+        cache.dim() != 3
+        or cache.shape[0] != 2
+        or cache.shape[2] != rotary_dim // 2
+        or cache.device != x.device
+    ):
+        raise ValueError(
+            f"cache must be (cos, sin) of shape (2, max_len, {rotary_dim // 2}) on "
+            f"{x.device}, got {_shape(cache)} on {cache.device}"
+        )
+    check_finite(cache, "cache")
+    if cache.numel() and float(cache.abs().amax()) > 1:
+        raise ValueError("cache must hold cosines and sines, in [-1, 1]")
+    seq, max_len = x.shape[-2], cache.shape[1]
+    if positions is not None and (
+        positions.is_floating_point() or positions.is_complex()
+    ):
+        raise ValueError(
+            f"positions must be integers to index the cache, got {positions.dtype}"
+        )
+    if seq == 0:
+        return rotary_dim
+    first = offset + (0 if positions is None else int(positions.min()))
+    last = offset + (seq - 1 if positions is None else int(positions.max()))
+    if first < 0 or last >= max_len:
+        raise ValueError(
+            f"positions + offset must lie in [0, {max_len}) (the cache's max_len), "
+            f"got {first} to {last}"
+        )
+    return rotary_dim
+
+
+def check_rope_2d_inputs(
+    x: object, height: object, width: object, base: object
+) -> None:
+    """Raise unless ``x`` is a finite float tensor (..., height * width, d) with
+    ``d`` a multiple of 4 (half the pairs for the row, half for the column),
+    ``height`` and ``width`` positive integers and ``base`` above 1."""
+    check_sizes(height=height, width=width)
+    check_base(base)
+    check_float_tensor(x, "x")
+    if x.dim() < 2 or x.shape[-2] != height * width or x.shape[-1] % 4:
+        raise ValueError(
+            f"x must have shape (..., height * width = {height * width}, d) with d a "
+            f"multiple of 4 (row and column pairs), got {_shape(x)}"
+        )
+    check_finite(x, "x")

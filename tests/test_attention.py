@@ -721,3 +721,191 @@ def test_bad_forward_input():
         additive(torch.ones(2, 3), torch.ones(4, 3), torch.ones(4, 2))
     with pytest.raises(ValueError, match=r"values must have shape \(\.\.\., 4, d_v\)"):
         additive(torch.ones(2, 3), torch.ones(4, 5), torch.ones(3, 2))
+
+
+# Attention dropout -------------------------------------------------------------
+
+
+def dropout_inputs(dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(2, 3, 5, 4, generator=g, dtype=dtype)
+    k = torch.randn(2, 3, 7, 4, generator=g, dtype=dtype)
+    v = torch.randn(2, 3, 7, 6, generator=g, dtype=dtype)
+    mask = torch.rand(5, 7, generator=g) > 0.3
+    mask[:, 0] = True
+    return q, k, v, mask
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16])
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+@pytest.mark.parametrize("use_bias", [False, True])
+def test_dropout_equals_torch_with_the_same_random_state(dtype, p, use_bias):
+    """On the CPU, F.scaled_dot_product_attention(dropout_p=p) takes the math path,
+    whose dropout draws one Bernoulli(1 - p) per weight from the default
+    generator: from the same state, companion drops the same weights."""
+    q, k, v, mask = dropout_inputs(dtype)
+    bias = torch.randn(5, 7, dtype=dtype) if use_bias else None
+    attn_mask = mask if bias is None else bias.masked_fill(~mask, -math.inf)
+    torch.manual_seed(7)
+    ours, weights = scaled_dot_product_attention(
+        q, k, v, mask=mask, bias=bias, dropout=p
+    )
+    torch.manual_seed(7)
+    theirs = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)
+    tol = {torch.float64: 1e-12, torch.float32: 1e-5, torch.float16: 2e-3}[dtype]
+    assert torch.allclose(ours, theirs, atol=tol, rtol=tol)
+    # the draws differ from one call to the next: not the output without dropout
+    plain, _ = scaled_dot_product_attention(q, k, v, mask=mask, bias=bias)
+    assert not torch.allclose(ours, plain, atol=tol)
+    # the weights returned are the ones used: zeros and survivors scaled by 1/(1-p)
+    _, clean = scaled_dot_product_attention(q, k, v, mask=mask, bias=bias)
+    kept = weights != 0
+    assert torch.allclose(
+        weights[kept].double(), clean[kept].double() / (1 - p), rtol=tol, atol=tol
+    )
+
+
+def test_dropout_is_unbiased_and_drops_a_share_p():
+    """Inverted dropout: E[output] equals the output without dropout, and the
+    share of dropped (allowed) weights is p. Over N draws the share has standard
+    deviation sqrt(p(1-p)/M) for M Bernoulli draws; bounds of 5 sigma."""
+    q, k, v, mask = dropout_inputs()
+    p, draws = 0.3, 4000
+    torch.manual_seed(0)
+    clean, clean_weights = scaled_dot_product_attention(q, k, v, mask=mask)
+    qs, ks, vs = (
+        t.expand(draws, *t.shape[1:]).contiguous() for t in (q[:1], k[:1], v[:1])
+    )
+    out, weights = scaled_dot_product_attention(qs, ks, vs, mask=mask, dropout=p)
+    allowed = mask.expand_as(weights)
+    share = float((weights[allowed] == 0).double().mean())
+    m = int(allowed.sum())
+    assert abs(share - p) < 5 * math.sqrt(p * (1 - p) / m)
+    mean = out.mean(0)
+    # per entry, the mean of `draws` outputs has standard error <= spread / sqrt(draws)
+    stderr = out.std(0) / math.sqrt(draws)
+    assert bool(((mean - clean[0]).abs() < 5 * stderr + 1e-12).all())
+    # a kept weight is w / (1 - p), so one draw has standard deviation
+    # w sqrt(p / (1 - p)); the mean of `draws` of them is within 5 sigma of w
+    spread = clean_weights[0] * math.sqrt(p / (1 - p) / draws)
+    assert bool(((weights.mean(0) - clean_weights[0]).abs() <= 5 * spread).all())
+    # rows of the dropped weights no longer sum to one
+    assert not torch.allclose(weights.sum(-1), torch.ones_like(weights.sum(-1)))
+
+
+def test_fully_masked_rows_stay_zero_under_dropout():
+    q, k, v, mask = dropout_inputs()
+    mask = mask.clone()
+    mask[2] = False
+    out, weights = scaled_dot_product_attention(q, k, v, mask=mask, dropout=0.5)
+    assert bool((out[..., 2, :] == 0).all()) and bool((weights[..., 2, :] == 0).all())
+    assert not out.isnan().any()
+
+
+def test_dropout_zero_draws_nothing_and_changes_nothing():
+    q, k, v, mask = dropout_inputs()
+    state = torch.get_rng_state()
+    with_zero = scaled_dot_product_attention(q, k, v, mask=mask, dropout=0.0)
+    assert torch.equal(state, torch.get_rng_state())
+    without = scaled_dot_product_attention(q, k, v, mask=mask)
+    assert all(torch.equal(a, b) for a, b in zip(with_zero, without, strict=True))
+
+
+def test_attention_dropout_gradient_flows_only_through_kept_weights():
+    q, k, v, mask = dropout_inputs()
+    v = v.clone().requires_grad_()
+    torch.manual_seed(3)
+    out, weights = scaled_dot_product_attention(q, k, v, mask=mask, dropout=0.5)
+    out.sum().backward()
+    # dV = P_dropped^T dO: keys whose weight was dropped for every query get none
+    expected = weights.detach().transpose(-2, -1) @ torch.ones_like(out)
+    assert torch.allclose(v.grad, expected, atol=1e-12)
+
+
+def copy_into_torch_mha(mha, dropout):
+    reference = torch.nn.MultiheadAttention(
+        mha.d_model,
+        mha.num_heads,
+        dropout=dropout,
+        batch_first=True,
+        dtype=torch.float64,
+    )
+    with torch.no_grad():
+        projections = (mha.q_proj, mha.k_proj, mha.v_proj)
+        reference.in_proj_weight.copy_(torch.cat([p.weight for p in projections]))
+        reference.in_proj_bias.copy_(torch.cat([p.bias for p in projections]))
+        reference.out_proj.load_state_dict(mha.out_proj.state_dict())
+    return reference
+
+
+@pytest.mark.parametrize("need_weights", [True, False])
+def test_multi_head_dropout_in_training_equals_torch(need_weights):
+    """Training mode: both of companion's paths (formula and fused kernel) draw
+    the same dropped weights as nn.MultiheadAttention(dropout=p) on both of its
+    paths, from the same random state."""
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(8, 2, dropout=0.4).double()
+    reference = copy_into_torch_mha(mha, 0.4)
+    x = torch.randn(3, 5, 8, dtype=torch.float64)
+    memory = torch.randn(3, 6, 8, dtype=torch.float64)
+    keep = padding_mask(torch.tensor([6, 3, 1]), 6)
+    torch.manual_seed(1)
+    ours, weights = mha(x, memory, memory, mask=keep, need_weights=need_weights)
+    for torch_weights in (True, False):
+        torch.manual_seed(1)
+        theirs, _ = reference(
+            x,
+            memory,
+            memory,
+            key_padding_mask=~keep[:, 0, 0],
+            need_weights=torch_weights,
+        )
+        assert torch.allclose(ours, theirs, atol=1e-12)
+    assert (weights is None) != need_weights
+
+
+def test_multi_head_dropout_is_off_in_eval_mode():
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(8, 2, dropout=0.5).double()
+    plain = MultiHeadAttention(8, 2).double()
+    plain.load_state_dict(mha.state_dict())
+    x = torch.randn(2, 4, 8, dtype=torch.float64)
+    mha.eval()
+    for need_weights in (True, False):
+        state = torch.get_rng_state()
+        out, weights = mha(x, x, x, need_weights=need_weights)
+        assert torch.equal(state, torch.get_rng_state()), "eval mode draws nothing"
+        expected, expected_weights = plain(x, x, x, need_weights=need_weights)
+        assert torch.equal(out, expected)
+        if need_weights:
+            assert torch.allclose(weights.sum(-1), torch.ones(2, 2, 4).double())
+    mha.train()
+    torch.manual_seed(2)
+    assert not torch.allclose(mha(x, x, x)[0], plain(x, x, x)[0])
+
+
+def test_fused_path_passes_dropout_only_in_training(monkeypatch):
+    seen = []
+    fused = F.scaled_dot_product_attention
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("dropout_p", 0.0))
+        return fused(*args, **kwargs)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    mha = MultiHeadAttention(8, 2, dropout=0.25)
+    x = torch.randn(1, 3, 8)
+    mha(x, x, x, need_weights=False)
+    mha.eval()
+    mha(x, x, x, need_weights=False)
+    assert seen == [0.25, 0.0]
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1, 1.0, 1.5, math.nan, math.inf, True, "0.1"])
+def test_dropout_must_be_a_probability_below_one(bad):
+    q, k, v, _ = dropout_inputs()
+    message = r"dropout must be a probability in \[0, 1\)"
+    with pytest.raises(ValueError, match=message):
+        scaled_dot_product_attention(q, k, v, dropout=bad)
+    with pytest.raises(ValueError, match=message):
+        MultiHeadAttention(8, 2, dropout=bad)

@@ -2773,6 +2773,165 @@ ENTRIES += [
 ]
 
 
+# Entries: attention dropout (a probability in [0, 1); 0.0 in the valid call, so
+# the results are deterministic; the random draws are tested in test_attention.py
+# and test_models.py against PyTorch)
+
+ENTRIES += [
+    number_check("check_dropout", FRACTION, 0.5),
+    E(
+        "attention.scaled_dot_product_attention",
+        attention.scaled_dot_product_attention,
+        lambda: {**sdpa_args(), "dropout": 0.0},
+        {"dropout": FRACTION},
+        fn(lambda dropout, **kw: ref_attention(**kw)),
+        tag="dropout",
+    ),
+    E(
+        "attention.MultiHeadAttention",
+        attention.MultiHeadAttention,
+        lambda: mha_args(dropout=0.0),
+        {"dropout": FRACTION},
+        ref_mha,
+        init={**MHA_INIT, "dropout": "dropout"},
+        tag="dropout",
+    ),
+    E(
+        "models.TransformerBlock",
+        models.TransformerBlock,
+        lambda: block_args(dropout=0.0),
+        {"dropout": FRACTION},
+        SAME,
+        init={**BLOCK_INIT, "dropout": "dropout"},
+        tag="dropout",
+    ),
+    E(
+        "models.TransformerEncoder",
+        models.TransformerEncoder,
+        lambda: encoder_args(position="sinusoidal", causal=False, dropout=0.0),
+        {"dropout": FRACTION},
+        SAME,
+        init={**ENCODER_INIT, "dropout": "dropout"},
+        tag="dropout",
+    ),
+]
+
+# Entries: RoPE in full (the cos/sin cache, a key-value cache offset, partial
+# rotary, 2-D patches), against the complex form of Su et al. (section 3.2)
+
+
+def ref_rope_options(
+    x, positions=None, base=10000.0, offset=0, rotary_dim=None, cache=None
+):
+    """RoPE as complex multiplication on the first ``rotary_dim`` dimensions (the
+    others passed through, as GPT-NeoX does), positions shifted by ``offset``; with
+    a cache, the unit complex numbers ``cos + i sin`` read from its rows."""
+    seq, d = x.shape[-2], x.shape[-1]
+    r = d if rotary_dim is None else rotary_dim
+    p = (torch.arange(seq) if positions is None else positions).double() + offset
+    if cache is None:
+        theta = base ** (-torch.arange(0, r, 2, dtype=torch.float64) / r)
+        phase = torch.polar(torch.ones(seq, r // 2).double(), p[:, None] * theta)
+    else:
+        cos, sin = cache.double()[:, p.long()]
+        phase = torch.complex(cos, sin)
+    head = x.double()[..., :r].reshape(*x.shape[:-1], r // 2, 2).contiguous()
+    rotated = torch.view_as_real(torch.view_as_complex(head) * phase)
+    return torch.cat([rotated.reshape(*x.shape[:-1], r), x.double()[..., r:]], -1)
+
+
+def ref_rope_cache(max_len, dim, base=10000.0, device=None, dtype=None):
+    """cos and sin of p / base^(2i/dim), with the math module."""
+    return torch.tensor(
+        [
+            [
+                [f(p / base ** (2 * i / dim)) for i in range(dim // 2)]
+                for p in range(max_len)
+            ]
+            for f in (math.cos, math.sin)
+        ],
+        dtype=torch.float64,
+    )
+
+
+def ref_rope_2d(x, height, width, base=10000.0):
+    """Row positions on the first half, column positions on the second."""
+    half = x.shape[-1] // 2
+    rows = torch.arange(height).repeat_interleave(width)
+    columns = torch.arange(width).repeat(height)
+    return torch.cat(
+        [ref_rope(x[..., :half], rows, base), ref_rope(x[..., half:], columns, base)],
+        -1,
+    )
+
+
+ENTRIES += [
+    E(
+        "positional.apply_rope",
+        positional.apply_rope,
+        lambda: {"x": rnd(2, 3, 8), "base": 100.0, "offset": 5, "rotary_dim": 4},
+        {"x": FLOAT, "base": BASE, "offset": NONNEG, "rotary_dim": SIZE},
+        fn(ref_rope_options),
+        tag="offset, partial rotary",
+    ),
+    E(
+        "positional.apply_rope",
+        positional.apply_rope,
+        lambda: {
+            "x": rnd(2, 3, 8),
+            "positions": torch.tensor([4, 0, 9]),
+            "offset": 2,
+            "cache": positional.rope_cache(12, 8, base=100.0),
+        },
+        {"x": FLOAT, "positions": Ids(10), "offset": NONNEG, "cache": FLOAT},
+        fn(ref_rope_options),
+        tag="cos/sin cache",
+    ),
+    E(
+        "positional.apply_rope",
+        positional.apply_rope,
+        lambda: {
+            "x": rnd(2, 3, 8),
+            "rotary_dim": 4,
+            "cache": positional.rope_cache(5, 4),
+        },
+        {"rotary_dim": SIZE, "cache": FLOAT},
+        fn(ref_rope_options),
+        tag="cache, partial rotary",
+    ),
+    E(
+        "positional.rope_cache",
+        positional.rope_cache,
+        lambda: {"max_len": 5, "dim": 6, "base": 100.0, "dtype": torch.float32},
+        {"max_len": SIZE, "dim": SIZE, "base": BASE, "dtype": DTYPE},
+        fn(ref_rope_cache),
+    ),
+    E(
+        "positional.apply_rope_2d",
+        positional.apply_rope_2d,
+        lambda: {"x": rnd(2, 6, 8), "height": 2, "width": 3, "base": 100.0},
+        {"x": FLOAT, "height": SIZE, "width": SIZE, "base": BASE},
+        fn(ref_rope_2d),
+    ),
+    check(
+        "check_rope_options",
+        lambda: {
+            "x": rnd(2, 3, 8),
+            "positions": None,
+            "offset": 1,
+            "rotary_dim": 4,
+            "cache": positional.rope_cache(10, 4),
+        },
+        {"offset": NONNEG, "rotary_dim": SIZE, "cache": FLOAT},
+        reference=fn(lambda rotary_dim, **kw: rotary_dim),
+    ),
+    check(
+        "check_rope_2d_inputs",
+        lambda: {"x": rnd(2, 6, 8), "height": 2, "width": 3, "base": 10.0},
+        {"x": FLOAT, "height": SIZE, "width": SIZE, "base": BASE},
+    ),
+]
+
 # Tests ----------------------------------------------------------------------------
 
 

@@ -118,3 +118,25 @@ def test_training_loop_on_cpu_under_a_meta_default_device():
         not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True)
     ]
     assert all(changed), "two Adam steps must move every parameter"
+
+
+def test_attention_dropout_draws_its_noise_on_the_inputs_device():
+    """With dropout > 0 (not in the sweep's valid calls) the Bernoulli noise is a
+    new tensor: it must follow the weights' device, in the function, in both
+    paths of multi-head attention and in the blocks, in training mode."""
+    from companion import attention, models
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 4, generator=g) for _ in range(3))
+    torch.default_generator.manual_seed(0)
+    mha = attention.MultiHeadAttention(4, 2, dropout=0.5)
+    block = models.TransformerBlock(4, 2, 8, causal=True, dropout=0.5)
+    with default_device("meta"):
+        results = [
+            attention.scaled_dot_product_attention(q, k, v, dropout=0.5),
+            mha(q, k, v),
+            mha(q, k, v, need_weights=False),
+            block(q),
+            block(q, need_weights=False),
+        ]
+    assert devices(results) == {"cpu"}

@@ -247,3 +247,128 @@ def test_position_scale_is_an_argument_of_the_forward_pass():
 def test_sinusoidal_encoder_needs_an_even_width_at_construction():
     with pytest.raises(ValueError, match=r"d_model must be a multiple of 2 \(sin/cos"):
         TransformerEncoder(10, d_model=7, num_heads=1, position="sinusoidal")
+
+
+# Dropout -------------------------------------------------------------------------
+
+
+class Contiguous(torch.nn.Module):
+    """PyTorch draws dropout's Bernoulli noise in the memory order of its input
+    (``empty_like`` keeps the strides); nn.MultiheadAttention returns a transposed
+    view, companion a contiguous tensor. Placed before a torch dropout, this makes
+    both draw the same noise for the same entries; it changes no value."""
+
+    def forward(self, x):
+        return x.contiguous()
+
+
+def test_block_dropout_in_training_equals_torch_encoder_layer():
+    """nn.TransformerEncoderLayer(norm_first=True) drops, in this order, the
+    attention weights, the attention output, the feed-forward hidden layer and
+    the feed-forward output; from the same random state the block drops the same
+    entries, with and without the causal mask, on both attention paths."""
+    torch.manual_seed(0)
+    for causal in (False, True):
+        block = TransformerBlock(16, 4, 32, causal=causal, dropout=0.3).double()
+        layer = copy_into_torch_layer(block)
+        layer.dropout.p = layer.dropout2.p = 0.3
+        layer.dropout1 = torch.nn.Sequential(Contiguous(), torch.nn.Dropout(0.3))
+        layer.self_attn.dropout = 0.3
+        x = torch.randn(3, 7, 16, dtype=torch.float64)
+        src_mask = (
+            torch.nn.Transformer.generate_square_subsequent_mask(7, dtype=torch.float64)
+            if causal
+            else None
+        )
+        for need_weights in (True, False):
+            torch.manual_seed(1)
+            ours, _ = block(x, need_weights=need_weights)
+            torch.manual_seed(1)
+            theirs = layer(x, src_mask=src_mask)
+            assert torch.allclose(ours, theirs, atol=1e-12)
+        torch.manual_seed(1)
+        assert not torch.allclose(block(x)[0], block.eval()(x)[0])
+        block.train()
+
+
+def copy_into_torch_decoder_layer(block, dropout):
+    layer = torch.nn.TransformerDecoderLayer(
+        16, 4, 32, dropout=dropout, batch_first=True, norm_first=True
+    ).double()
+    with torch.no_grad():
+        for ours, theirs in (
+            (block.attention, layer.self_attn),
+            (block.cross_attention, layer.multihead_attn),
+        ):
+            projections = (ours.q_proj, ours.k_proj, ours.v_proj)
+            theirs.in_proj_weight.copy_(torch.cat([p.weight for p in projections]))
+            theirs.in_proj_bias.copy_(torch.cat([p.bias for p in projections]))
+            theirs.out_proj.load_state_dict(ours.out_proj.state_dict())
+        for name in ("linear1", "linear2", "norm1"):
+            getattr(layer, name).load_state_dict(getattr(block, name).state_dict())
+        layer.norm2.load_state_dict(block.norm_cross.state_dict())
+        layer.norm3.load_state_dict(block.norm2.state_dict())
+    for name in ("dropout1", "dropout2"):  # after attention: see Contiguous
+        setattr(layer, name, torch.nn.Sequential(Contiguous(), getattr(layer, name)))
+    return layer
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_decoder_block_equals_torch_decoder_layer(dropout):
+    """The decoder block is nn.TransformerDecoderLayer(norm_first=True) with a
+    causal target mask, in eval mode and, with dropout, in training mode from
+    the same random state."""
+    torch.manual_seed(0)
+    block = TransformerDecoderBlock(16, 4, 32, dropout=dropout).double()
+    layer = copy_into_torch_decoder_layer(block, dropout)
+    x = torch.randn(2, 5, 16, dtype=torch.float64)
+    memory = torch.randn(2, 6, 16, dtype=torch.float64)
+    keep = padding_mask(torch.tensor([6, 2]), 6)
+    causal = torch.nn.Transformer.generate_square_subsequent_mask(
+        5, dtype=torch.float64
+    )
+    for training in (False, True):
+        block.train(training)
+        layer.train(training)
+        torch.manual_seed(1)
+        ours = block(x, memory, keep)[0]
+        torch.manual_seed(1)
+        theirs = layer(
+            x, memory, tgt_mask=causal, memory_key_padding_mask=~keep[:, 0, 0]
+        )
+        assert torch.allclose(ours, theirs, atol=1e-12)
+
+
+def test_encoder_dropout_acts_in_training_only():
+    """With dropout, training mode changes the output (the embeddings, every
+    block); eval mode equals the same weights without dropout, and the
+    classifier and the language model pass it on."""
+    torch.manual_seed(0)
+    options = dict(d_model=16, num_heads=2, num_layers=2, d_ff=32)
+    model = TransformerLanguageModel(11, dropout=0.2, **options)
+    plain = TransformerLanguageModel(11, **options)
+    plain.load_state_dict(model.state_dict())
+    assert model.encoder.dropout.p == 0.2
+    assert all(b.attention.dropout == 0.2 for b in model.encoder.blocks)
+    tokens = torch.randint(0, 11, (2, 9))
+    with torch.no_grad():
+        torch.manual_seed(1)
+        first, second = model(tokens), model(tokens)
+        assert not torch.allclose(first, second), "two draws, two outputs"
+        model.eval()
+        assert torch.equal(model(tokens), plain(tokens))
+    classifier = TransformerClassifier(11, 3, dropout=0.2, **options)
+    assert all(b.dropout.p == 0.2 for b in classifier.encoder.blocks)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: TransformerBlock(8, 2, 16, dropout=1.0),
+        lambda: TransformerDecoderBlock(8, 2, 16, dropout=-0.1),
+        lambda: TransformerEncoder(10, dropout=True),
+    ],
+)
+def test_bad_dropout(call):
+    with pytest.raises(ValueError, match=r"dropout must be a probability in \[0, 1\)"):
+        call()

@@ -26,3 +26,31 @@ def test_plot_heatmap_draws_the_matrix():
 def test_plot_heatmap_needs_a_matrix(bad):
     with pytest.raises(ValueError, match="plot_heatmap needs a 2-D tensor"):
         plot_heatmap(bad)
+
+
+def _visible_ticks(axis, low, high):
+    return [t for t in axis.get_majorticklocs() if low <= t <= high]
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (6, 6), (7, 12), (40, 64)])
+def test_plot_heatmap_ticks_are_whole_indices(shape):
+    # matplotlib's default locator labels the rows of a (3, 5) heatmap
+    # 0.0, 0.5, 1.0, ... (a token position 0.5 does not exist).
+    ax = plot_heatmap(torch.rand(*shape))
+    ax.figure.canvas.draw()
+    for axis, size in ((ax.xaxis, shape[1]), (ax.yaxis, shape[0])):
+        ticks = _visible_ticks(axis, -0.5, size - 0.5)
+        assert len(ticks) >= 2
+        assert all(float(t).is_integer() for t in ticks), ticks
+        labels = [label.get_text() for label in axis.get_ticklabels()]
+        assert not any("." in text for text in labels if text), labels
+    plt.close(ax.figure)
+
+
+def test_plot_heatmap_extent_keeps_data_ticks():
+    # With data coordinates (extent) the ticks follow the data, not indices.
+    ax = plot_heatmap(torch.rand(4, 4), extent=(0.0, 1.0, 0.0, 1.0))
+    ax.figure.canvas.draw()
+    ticks = _visible_ticks(ax.xaxis, 0.0, 1.0)
+    assert any(not float(t).is_integer() for t in ticks), ticks
+    plt.close(ax.figure)

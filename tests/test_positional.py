@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from companion.attention import scaled_dot_product_attention
+from companion.attention import causal_mask, scaled_dot_product_attention
 from companion.positional import (
     LearnedPositionalEmbedding,
     RelativePositionBias,
@@ -13,7 +13,9 @@ from companion.positional import (
     alibi_bias,
     alibi_slopes,
     apply_rope,
+    apply_rope_2d,
     relative_scores,
+    rope_cache,
     sinusoidal_encoding,
     sinusoidal_encoding_2d,
     t5_relative_position_bucket,
@@ -331,5 +333,257 @@ def test_shaw_relative_embedding_and_scores():
     ],
 )
 def test_bad_input(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+# RoPE in full: the cos/sin cache, a key-value cache offset, partial rotary, 2-D ---
+
+
+def llama_freqs_cis(dim, end, theta=10000.0):
+    """Meta's LLaMA reference code (``precompute_freqs_cis``), in float64: the unit
+    complex numbers ``e^(i p theta_j)`` for positions ``p < end``."""
+    freqs = 1.0 / (theta ** (torch.arange(0, dim, 2)[: dim // 2].double() / dim))
+    t = torch.arange(end, dtype=torch.float64)
+    freqs = torch.outer(t, freqs)
+    return torch.polar(torch.ones_like(freqs), freqs)
+
+
+def llama_apply_rotary(x, freqs_cis):
+    """LLaMA's ``apply_rotary_emb``: adjacent pairs as complex numbers, times
+    ``freqs_cis`` (seq, d / 2)."""
+    pairs = torch.view_as_complex(x.double().reshape(*x.shape[:-1], -1, 2))
+    return torch.view_as_real(pairs * freqs_cis).flatten(-2)
+
+
+def neox_partial_rotary(x, positions, rotary_ndims, base=10000.0):
+    """GPT-NeoX's attention (as in Hugging Face's ``GPTNeoXAttention``): rotate-half
+    RoPE on the first ``rotary_ndims`` dimensions, with frequencies computed from
+    ``rotary_ndims``; the other dimensions pass through."""
+    inv_freq = 1.0 / (
+        base ** (torch.arange(0, rotary_ndims, 2).double() / rotary_ndims)
+    )
+    freqs = torch.outer(positions.double(), inv_freq)
+    emb = torch.cat((freqs, freqs), dim=-1)
+    x = x.double()
+    x_rot, x_pass = x[..., :rotary_ndims], x[..., rotary_ndims:]
+    x1, x2 = x_rot[..., : rotary_ndims // 2], x_rot[..., rotary_ndims // 2 :]
+    rotated = x_rot * emb.cos() + torch.cat((-x2, x1), dim=-1) * emb.sin()
+    return torch.cat((rotated, x_pass), dim=-1)
+
+
+def pairs_to_halves(d, rotary_dim):
+    """The permutation that turns adjacent pairs (2j, 2j+1) of the first
+    ``rotary_dim`` dimensions into GPT-NeoX's (j, j + rotary_dim / 2)."""
+    return torch.cat(
+        [
+            torch.arange(0, rotary_dim, 2),
+            torch.arange(1, rotary_dim, 2),
+            torch.arange(rotary_dim, d),
+        ]
+    )
+
+
+def test_rope_cache_matches_llama_precompute_freqs_cis():
+    cos, sin = rope_cache(50, 16, dtype=torch.float64)
+    freqs_cis = llama_freqs_cis(16, 50)
+    assert cos.shape == sin.shape == (50, 8)
+    assert torch.allclose(cos, freqs_cis.real, atol=1e-12)
+    assert torch.allclose(sin, freqs_cis.imag, atol=1e-12)
+    assert rope_cache(3, 4).dtype == torch.float32
+    assert rope_cache(3, 4, dtype=torch.bfloat16).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rope_with_the_cache_is_bitwise_the_computed_rope(dtype):
+    x = torch.randn(2, 3, 7, 16, generator=torch.Generator().manual_seed(0)).to(dtype)
+    cache = rope_cache(40, 16, dtype=dtype)
+    for offset in (0, 5, 33):
+        assert torch.equal(
+            apply_rope(x, offset=offset, cache=cache), apply_rope(x, offset=offset)
+        )
+    positions = torch.tensor([3, 0, 9, 9, 1, 20, 2])
+    assert torch.equal(apply_rope(x, positions, cache=cache), apply_rope(x, positions))
+
+
+def test_rope_offset_matches_llama_slice_of_freqs_cis():
+    # LLaMA decodes with freqs_cis[start_pos : start_pos + seqlen].
+    x = torch.randn(2, 5, 12, generator=torch.Generator().manual_seed(1)).double()
+    freqs_cis = llama_freqs_cis(12, 64)
+    for start in (0, 1, 17, 59):
+        expected = llama_apply_rotary(x, freqs_cis[start : start + 5])
+        assert torch.allclose(apply_rope(x, offset=start), expected, atol=1e-12)
+        cached = apply_rope(x, offset=start, cache=rope_cache(64, 12, dtype=x.dtype))
+        assert torch.allclose(cached, expected, atol=1e-12)
+    assert torch.equal(apply_rope(x, offset=17), apply_rope(x, torch.arange(17, 22)))
+
+
+def test_decoding_with_a_key_value_cache_equals_the_full_pass():
+    g = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(1, 2, 9, 8, generator=g, dtype=torch.float64) for _ in "qkv")
+    full, _ = scaled_dot_product_attention(
+        apply_rope(q), apply_rope(k), v, mask=causal_mask(9)
+    )
+    cache = rope_cache(16, 8, dtype=torch.float64)
+    keys, values, steps, wrong = [], [], [], []
+    for t in range(9):  # one token at a time, its position offset by the cache
+        keys.append(apply_rope(k[..., t : t + 1, :], offset=t, cache=cache))
+        values.append(v[..., t : t + 1, :])
+        q_t = apply_rope(q[..., t : t + 1, :], offset=t)
+        out, _ = scaled_dot_product_attention(
+            q_t, torch.cat(keys, -2), torch.cat(values, -2)
+        )
+        steps.append(out)
+        stale = apply_rope(q[..., t : t + 1, :])  # the mistake: every token at 0
+        wrong.append(
+            scaled_dot_product_attention(
+                stale, torch.cat(keys, -2), torch.cat(values, -2)
+            )[0]
+        )
+    assert torch.allclose(torch.cat(steps, -2), full, atol=1e-12)
+    assert not torch.allclose(torch.cat(wrong, -2), full, atol=1e-3)
+
+
+@pytest.mark.parametrize("d, rotary_dim", [(16, 4), (96, 24), (8, 8), (10, 2)])
+def test_partial_rotary_matches_gpt_neox_up_to_the_pair_layout(d, rotary_dim):
+    x = torch.randn(3, 11, d, generator=torch.Generator().manual_seed(d)).double()
+    positions = torch.arange(11) * 7
+    perm = pairs_to_halves(d, rotary_dim)
+    ours = apply_rope(x, positions, rotary_dim=rotary_dim)
+    neox = neox_partial_rotary(x[..., perm], positions, rotary_dim)
+    assert torch.allclose(ours[..., perm], neox, atol=1e-12)
+    assert torch.equal(ours[..., rotary_dim:], x[..., rotary_dim:])  # passed through
+    cached = apply_rope(
+        x, positions, rotary_dim=rotary_dim, cache=rope_cache(80, rotary_dim).double()
+    )
+    assert torch.allclose(cached, ours, atol=1e-6)
+
+
+def test_partial_rotary_keeps_the_relative_property():
+    g = torch.Generator().manual_seed(3)
+    q, k = (torch.randn(1, 32, generator=g, dtype=torch.float64) for _ in "qk")
+
+    def score(m, n):
+        rq = apply_rope(q, torch.tensor([m]), rotary_dim=8)
+        return float(rq @ apply_rope(k, torch.tensor([n]), rotary_dim=8).T)
+
+    for m, n, shift in [(0, 5, 3), (40, 2, 100), (7, 7, 250)]:
+        assert math.isclose(score(m, n), score(m + shift, n + shift), abs_tol=1e-9)
+    # the unrotated 24 dimensions add the same term at every distance
+    assert math.isclose(
+        score(0, 0) - score(0, 300),
+        float(q[:, :8] @ k[:, :8].T)
+        - float(q[:, :8] @ apply_rope(k[:, :8], torch.tensor([300])).T),
+        abs_tol=1e-9,
+    )
+
+
+def test_rope_2d_matches_axial_complex_form_and_is_relative_in_2d():
+    height, width, d = 3, 4, 16
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2, height * width, d, generator=g, dtype=torch.float64)
+    rows = torch.arange(height).repeat_interleave(width)
+    columns = torch.arange(width).repeat(height)
+    freqs = llama_freqs_cis(d // 2, max(height, width))
+    expected = torch.cat(
+        [
+            llama_apply_rotary(x[..., : d // 2], freqs[rows]),
+            llama_apply_rotary(x[..., d // 2 :], freqs[columns]),
+        ],
+        dim=-1,
+    )
+    assert torch.allclose(apply_rope_2d(x, height, width), expected, atol=1e-12)
+    # the same query and key content at every patch: scores depend on (dr, dc) only
+    q, k = (torch.randn(1, d, generator=g, dtype=torch.float64) for _ in "qk")
+    scores = apply_rope_2d(q.expand(height * width, d), height, width) @ (
+        apply_rope_2d(k.expand(height * width, d), height, width).T
+    )
+    by_offset = {}
+    for i in range(height * width):
+        for j in range(height * width):
+            offset = (int(rows[i] - rows[j]), int(columns[i] - columns[j]))
+            by_offset.setdefault(offset, []).append(float(scores[i, j]))
+    assert len(by_offset) == (2 * height - 1) * (2 * width - 1)
+    for values in by_offset.values():
+        assert max(values) - min(values) < 1e-9
+    assert len({round(v[0], 6) for v in by_offset.values()}) > 1  # not constant
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_rope_is_rotated_in_float32(dtype):
+    x = torch.randn(4, 33, 16, generator=torch.Generator().manual_seed(5)).to(dtype)
+    positions = torch.arange(33) * 1000  # large angles
+    for kwargs in ({}, {"rotary_dim": 8}, {"offset": 7}):
+        got = apply_rope(x, positions, **kwargs)
+        assert got.dtype == dtype
+        expected = apply_rope(x.double(), positions, **kwargs)
+        # one rounding of the result: within half an ulp of the largest value
+        tol = torch.finfo(dtype).eps * float(expected.abs().max())
+        assert float((got.double() - expected).abs().max()) <= tol
+    got = apply_rope_2d(x[:, :32], 4, 8)
+    assert got.dtype == dtype
+    expected = apply_rope_2d(x[:, :32].double(), 4, 8)
+    tol = torch.finfo(dtype).eps * float(expected.abs().max())
+    assert float((got.double() - expected).abs().max()) <= tol
+
+
+def test_rope_options_gradients():
+    x = torch.randn(2, 5, 8, dtype=torch.float64, requires_grad=True)
+    cache = rope_cache(12, 4, dtype=torch.float64)
+    assert torch.autograd.gradcheck(
+        lambda t: apply_rope(t, offset=3, rotary_dim=4, cache=cache), (x,)
+    )
+    assert torch.autograd.gradcheck(
+        lambda t: apply_rope_2d(t.reshape(2, 5, 8)[:, :4], 2, 2), (x,)
+    )
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: apply_rope(torch.ones(3, 4), offset=-1), "offset must be a non-neg"),
+        (lambda: apply_rope(torch.ones(3, 4), offset=True), "offset must be a non-neg"),
+        (lambda: apply_rope(torch.ones(3, 8), rotary_dim=3), r"rotary_dim .* \[2, 8\]"),
+        (lambda: apply_rope(torch.ones(3, 8), rotary_dim=10), "rotary_dim must be"),
+        (lambda: apply_rope(torch.ones(3, 8), rotary_dim=0), "rotary_dim must be"),
+        (
+            lambda: apply_rope(torch.ones(3, 8), cache=rope_cache(5, 6)),
+            r"cache must be \(cos, sin\) of shape \(2, max_len, 4\)",
+        ),
+        (
+            lambda: apply_rope(torch.ones(3, 8), cache=rope_cache(5, 8)[0]),
+            "cache must be",
+        ),
+        (
+            lambda: apply_rope(torch.ones(3, 8), cache=2 * rope_cache(5, 8)),
+            r"cosines and sines, in \[-1, 1\]",
+        ),
+        (
+            lambda: apply_rope(torch.ones(3, 8), offset=3, cache=rope_cache(5, 8)),
+            r"positions \+ offset must lie in \[0, 5\) .* got 3 to 5",
+        ),
+        (
+            lambda: apply_rope(
+                torch.ones(3, 8), torch.tensor([0.0, 1, 2]), cache=rope_cache(5, 8)
+            ),
+            "positions must be integers to index the cache",
+        ),
+        (
+            lambda: apply_rope(
+                torch.ones(3, 8), torch.tensor([0, -1, 2]), cache=rope_cache(5, 8)
+            ),
+            "got -1 to 2",
+        ),
+        (lambda: rope_cache(4, 5), "dim=5 is not divisible by pair_size=2"),
+        (lambda: rope_cache(0, 4), "max_len must be a positive integer"),
+        (lambda: rope_cache(4, 4, base=1), "base must be"),
+        (lambda: rope_cache(4, 4, dtype=torch.int64), "dtype"),
+        (lambda: apply_rope_2d(torch.ones(5, 8), 2, 3), r"height \* width = 6"),
+        (lambda: apply_rope_2d(torch.ones(6, 6), 2, 3), "multiple of 4"),
+        (lambda: apply_rope_2d(torch.ones(6, 8), 0, 3), "height must be a positive"),
+        (lambda: apply_rope_2d(torch.ones(6, 8), 2, 3, base=0.5), "base must be"),
+    ],
+)
+def test_bad_rope_options(call, message):
     with pytest.raises(ValueError, match=message):
         call()
