@@ -189,11 +189,14 @@ def scaled_dot_product_attention(
 
     ``dropout`` ``p`` (attention dropout, Part 2, chapter 3): after the softmax,
     each weight is kept with probability ``1 - p`` and divided by ``1 - p``, set
-    to zero otherwise (Srivastava et al., 2014), before the product with ``V``;
-    the weights returned are those used, so in training their rows no longer sum
-    to one. Like ``dropout_p`` of ``F.scaled_dot_product_attention`` it acts
-    whenever ``p > 0``; modules pass it only in training mode. On the CPU the
-    same random state gives the same dropped weights as that function.
+    to zero otherwise, before the product with ``V``. This is "inverted" dropout,
+    as in PyTorch: ``p`` is the probability of dropping. Srivastava et al. (2014)
+    write ``p`` for the probability of keeping a unit and multiply the weights by
+    it at test time instead; the expected output is the same. The weights
+    returned are those used, so in training their rows no longer sum to one.
+    Like ``dropout_p`` of ``F.scaled_dot_product_attention`` it acts whenever
+    ``p > 0``; modules pass it only in training mode. On the CPU the same random
+    state gives the same dropped weights as that function.
 
     Shapes: ``q`` (..., q_len, d_k), ``k`` (..., k_len, d_k), ``v`` (..., k_len,
     d_v); ``mask`` and ``bias`` broadcast to (..., q_len, k_len). Returns

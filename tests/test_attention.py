@@ -743,6 +743,11 @@ def test_dropout_equals_torch_with_the_same_random_state(dtype, p, use_bias):
     """On the CPU, F.scaled_dot_product_attention(dropout_p=p) takes the math path,
     whose dropout draws one Bernoulli(1 - p) per weight from the default
     generator: from the same state, companion drops the same weights."""
+    # This exact comparison relies on an implementation detail of PyTorch: its CPU
+    # math path draws the Bernoulli variables in the same order as companion. A
+    # PyTorch upgrade could make it fail with companion still correct, but never
+    # pass with companion wrong; test_dropout_is_unbiased_and_drops_a_share_p
+    # below is the independent, statistical check.
     q, k, v, mask = dropout_inputs(dtype)
     bias = torch.randn(5, 7, dtype=dtype) if use_bias else None
     attn_mask = mask if bias is None else bias.masked_fill(~mask, -math.inf)
