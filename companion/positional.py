@@ -150,12 +150,12 @@ def apply_rope(
     rotary_dim: int | None = None,
     cache: Tensor | None = None,
 ) -> Tensor:
-    """Rotary position embedding: rotate each pair ``(x_2i, x_2i+1)`` by ``p theta_i``.
+    """Rotary position embedding: rotate each pair ``(x_2j, x_2j+1)`` by ``m theta_j``.
 
-    Equation (Su et al., RoFormer, eq. 13-15): with ``theta_i = base^(-2i/d)``,
-    ``(x_2i, x_2i+1) -> (x_2i cos(p theta_i) - x_2i+1 sin(p theta_i),
-    x_2i sin(p theta_i) + x_2i+1 cos(p theta_i))`` for a vector at position ``p``;
-    in complex form (section 3.2), ``x_2i + i x_2i+1`` times ``e^(i p theta_i)``.
+    Equation (Su et al., RoFormer, eq. 13-15): with ``theta_j = base^(-2j/d)``,
+    ``(x_2j, x_2j+1) -> (x_2j cos(m theta_j) - x_2j+1 sin(m theta_j),
+    x_2j sin(m theta_j) + x_2j+1 cos(m theta_j))`` for a vector at position ``m``;
+    in complex form (section 3.2), ``x_2j + i x_2j+1`` times ``e^(i m theta_j)``.
     Applied to queries and keys, ``rope(q, m) . rope(k, n)`` depends on the
     positions only through ``m - n`` (Part 4, chapter 3). Adjacent pairs, as in
     the paper; "rotate-half" libraries pair ``j`` with ``j + d/2`` instead.
@@ -165,7 +165,7 @@ def apply_rope(
     ``0 .. seq-1``. ``offset`` is added to every position: the length of a
     key-value cache, when the ``seq`` new tokens follow ``offset`` earlier ones.
     ``rotary_dim`` (even, default ``d``) rotates only the first ``rotary_dim``
-    dimensions, with ``d`` replaced by ``rotary_dim`` in ``theta_i``, and passes
+    dimensions, with ``d`` replaced by ``rotary_dim`` in ``theta_j``, and passes
     the others through (partial rotary, as in GPT-NeoX, Black et al., 2022).
     ``cache`` is the table of `rope_cache` (its ``base`` replaces ``base``): the
     cos and sin of integer positions are read from it instead of computed.
@@ -181,10 +181,10 @@ def apply_rope(
             -torch.arange(0, rotary_dim, 2, dtype=torch.float64, device=x.device)
             / rotary_dim
         )
-        angle = (positions.to(torch.float64)[:, None] + offset) * theta  # p theta_i
+        angle = (positions.to(torch.float64)[:, None] + offset) * theta  # m theta_j
         cos, sin = torch.cos(angle), torch.sin(angle)
     else:
-        cos, sin = cache[:, positions.long() + offset]  # rows p of the table
+        cos, sin = cache[:, positions.long() + offset]  # rows m of the table
     wide = accumulation_dtype(x.dtype)  # half precision: rotate in float32
     cos, sin = cos.to(wide), sin.to(wide)
     even, odd = x[..., 0:rotary_dim:2].to(wide), x[..., 1:rotary_dim:2].to(wide)
@@ -201,12 +201,12 @@ def rope_cache(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
-    """The cos and sin of RoPE's angles ``p theta_i`` for positions ``0 ..
+    """The cos and sin of RoPE's angles ``m theta_j`` for positions ``0 ..
     max_len-1``, computed once and read by `apply_rope` (``cache=``) in every
     layer and at every decoding step.
 
-    Equation (Su et al., RoFormer, eq. 15): ``theta_i = base^(-2i/dim)``,
-    ``i = 0 .. dim/2 - 1``; ``dim`` is the number of rotated dimensions (the
+    Equation (Su et al., RoFormer, eq. 15): ``theta_j = base^(-2j/dim)``,
+    ``j = 0 .. dim/2 - 1``; ``dim`` is the number of rotated dimensions (the
     head dimension, or ``rotary_dim``). Computed in float64, then given ``dtype``
     (default float32) on ``device`` (Part 4, chapter 3).
 
@@ -218,7 +218,7 @@ def rope_cache(
     check_float_dtype(dtype)
     theta = base ** (-torch.arange(0, dim, 2, dtype=torch.float64, device=device) / dim)
     position = torch.arange(max_len, dtype=torch.float64, device=device)
-    angle = position[:, None] * theta  # (max_len, dim / 2): p theta_i
+    angle = position[:, None] * theta  # (max_len, dim / 2): m theta_j
     return torch.stack([torch.cos(angle), torch.sin(angle)]).to(dtype)
 
 
@@ -227,10 +227,13 @@ def apply_rope_2d(x: Tensor, height: int, width: int, base: float = 10000.0) -> 
 
     Equation: the first ``d / 2`` dimensions are rotated by the patch's row ``r``
     and the last ``d / 2`` by its column ``c``, each half as in `apply_rope` (with
-    ``d / 2`` in ``theta_i``), so that ``rope2d(q, (r, c)) . rope2d(k, (r', c'))``
+    ``d / 2`` in ``theta_j``), so that ``rope2d(q, (r, c)) . rope2d(k, (r', c'))``
     depends on the positions only through ``(r - r', c - c')``. The axial variant
     of RoPE for Vision Transformers (Heo et al., 2024), with the halves in the
-    order of `sinusoidal_encoding_2d` (Part 4, chapter 4).
+    order of `sinusoidal_encoding_2d` (Part 4, chapter 4). Heo et al.'s code uses
+    base 100 for its axial models and puts the column half first: the order is a
+    permutation of the dimensions and the base changes only the wavelengths, not
+    the relative property.
 
     Shapes: ``x`` (..., height * width, d), row ``r * width + c`` the patch in
     row ``r``, column ``c``; ``d`` a multiple of 4. The result has the shape and
@@ -274,10 +277,10 @@ def rope_queries_and_keys(
 def alibi_slopes(num_heads: int, device: torch.device | str | None = None) -> Tensor:
     """The head-specific slopes of ALiBi (Press, Smith & Lewis, 2022, section 3).
 
-    For ``n`` heads, ``n`` a power of two, the slopes are the geometric sequence
-    ``2^(-8/n), 2^(-16/n), ..., 2^(-8)``. Otherwise, as in the paper's code: the
-    slopes for the largest power of two ``n' < n``, followed by every other slope
-    of ``2 n'`` heads, until there are ``n`` (Part 4, chapter 3).
+    For ``H`` heads, ``H`` a power of two, the slopes ``s_h`` are the geometric
+    sequence ``2^(-8/H), 2^(-16/H), ..., 2^(-8)``. Otherwise, as in the paper's code:
+    the slopes for the largest power of two ``H' < H``, followed by every other
+    slope of ``2 H'`` heads, until there are ``H`` (Part 4, chapter 3).
     """
     check_positive_int(num_heads, "num_heads")
 
@@ -301,10 +304,11 @@ def alibi_bias(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
-    """ALiBi's additive attention bias: ``-m_h |i - j|`` for query ``i``, key ``j``.
+    """ALiBi's additive attention bias: ``-s_h |i - j|`` for query ``i``, key ``j``.
 
-    Press et al. (2022, eq. in section 3) add ``m_h (j - i)`` to the (already scaled)
-    score of a causal model, where ``j <= i``; that is ``-m_h |i - j|``. The
+    Press et al. (2022, eq. in section 3) add ``s_h (j - i)`` (their slope ``m``) to
+    the (already scaled) score of a causal model, where ``j <= i``; that is
+    ``-s_h |i - j|``. The
     queries are the last ``q_len`` of the ``k_len`` positions (as when decoding with
     a cache). For keys after the query, which a causal mask removes anyway, the
     same symmetric penalty is used (Part 4, chapter 3).

@@ -231,6 +231,47 @@ def test_t5_bucket_boundaries():
     assert b[-8] == 8 and b[-16] == 10 and b[-128] == b[-140] == 15
 
 
+def hf_t5_bucket(relative_position, bidirectional, num_buckets=32, max_distance=128):
+    """Hugging Face's ``T5Attention._relative_position_bucket`` (itself adapted from
+    mesh-tensorflow), transcribed for one Python integer: key index - query index."""
+    bucket = 0
+    if bidirectional:
+        num_buckets //= 2
+        bucket += num_buckets if relative_position > 0 else 0
+        distance = abs(relative_position)
+    else:
+        distance = -min(relative_position, 0)
+    max_exact = num_buckets // 2
+    if distance < max_exact:
+        return bucket + distance
+    large = max_exact + int(
+        math.log(distance / max_exact)
+        / math.log(max_distance / max_exact)
+        * (num_buckets - max_exact)
+    )
+    return bucket + min(large, num_buckets - 1)
+
+
+@pytest.mark.parametrize(
+    ("bidirectional", "per_direction", "exact"), [(True, 16, 8), (False, 32, 16)]
+)
+def test_t5_last_bucket_starts_at_91_and_113(bidirectional, per_direction, exact):
+    # Closed form: the last bucket starts at the first distance where
+    # exact + log(distance / exact) / log(128 / exact) * (per_direction - exact)
+    # reaches per_direction - 1.
+    first = math.ceil(
+        exact * (128 / exact) ** ((per_direction - exact - 1) / (per_direction - exact))
+    )
+    assert first == (91 if bidirectional else 113)
+    relative = [-90, -91, -112, -113, 90, 91, -(first - 1), -first]
+    buckets = t5_relative_position_bucket(torch.tensor(relative), bidirectional)
+    assert buckets.tolist() == [hf_t5_bucket(r, bidirectional) for r in relative]
+    assert hf_t5_bucket(-(first - 1), bidirectional) == per_direction - 2
+    assert hf_t5_bucket(-first, bidirectional) == per_direction - 1
+    if bidirectional:  # keys after the query: the same boundary, offset by 16
+        assert [hf_t5_bucket(r, True) for r in (90, 91)] == [30, 31]
+
+
 def test_relative_position_bias_module():
     torch.manual_seed(0)
     module = RelativePositionBias(num_heads=3)
@@ -416,6 +457,21 @@ def test_rope_offset_matches_llama_slice_of_freqs_cis():
         cached = apply_rope(x, offset=start, cache=rope_cache(64, 12, dtype=x.dtype))
         assert torch.allclose(cached, expected, atol=1e-12)
     assert torch.equal(apply_rope(x, offset=17), apply_rope(x, torch.arange(17, 22)))
+
+
+def test_rope_offset_is_added_to_explicit_positions():
+    x = torch.randn(3, 6, 10, generator=torch.Generator().manual_seed(2)).double()
+    cache = rope_cache(80, 10, dtype=torch.float64)
+    positions = torch.tensor([4, 0, 9, 9, 1, 30])
+    for offset in (0, 3, 41):
+        shifted = apply_rope(x, positions + offset)
+        assert torch.equal(apply_rope(x, positions, offset=offset), shifted)
+        cached = apply_rope(x, positions, offset=offset, cache=cache)
+        assert torch.allclose(cached, shifted, atol=1e-12)
+    fractional = torch.tensor([0.5, 2.25, 7.0, 1.75, 3.5, 10.0], dtype=torch.float64)
+    assert torch.equal(
+        apply_rope(x, fractional, offset=5), apply_rope(x, fractional + 5)
+    )
 
 
 def test_decoding_with_a_key_value_cache_equals_the_full_pass():
