@@ -112,6 +112,11 @@ def cross_entropy(
     to the logits is ``(softmax(logits) - y) / N`` (Part 3, chapter 2). Equal to
     ``torch.nn.functional.cross_entropy`` with the same ``label_smoothing``.
 
+    A ``-inf`` (masked) logit is allowed where the target is 0 (``0 log 0`` counts
+    as 0), so only without label smoothing: with ``label_smoothing > 0`` every
+    class has target ``eps / K > 0``, and a ``-inf`` logit anywhere, like one at
+    the target class, would make the loss infinite and raises ``ValueError``.
+
     Shapes: ``logits`` (N, K); ``target`` (N,) integers in ``[0, K)``; the result
     is a scalar.
     """
@@ -120,7 +125,8 @@ def cross_entropy(
     y = torch.full_like(log_p, label_smoothing / logits.shape[-1])  # eps / K ...
     on_target = torch.full_like(log_p[:, :1], 1 - label_smoothing)  # ... + 1 - eps
     y.scatter_add_(-1, target[:, None].long(), on_target)
-    terms = torch.where(y == 0, 0.0, y * log_p)  # 0 log 0 = 0: masked logits are fine
+    # 0 log 0 = 0: -inf logits where y == 0 (none when eps > 0, checked above).
+    terms = torch.where(y == 0, 0.0, y * log_p)
     return -terms.sum(dim=-1).mean()
 
 
@@ -213,10 +219,10 @@ def gumbel_softmax(
 def online_softmax(x: Tensor, block_size: int) -> Tensor:
     """Softmax over the last axis with the normaliser computed in one pass over blocks.
 
-    Keeps a running maximum ``m`` and a running sum ``d = sum_j exp(x_j - m)``;
-    when a block raises the maximum to ``m'``, the sum is rescaled by
-    ``exp(m - m')`` (Milakov & Gimelshein, 2018). The same rescaling lets
-    memory-efficient attention process keys block by block (Part 3, chapter 3;
+    Keeps a running maximum ``m`` and a running sum ``ell = sum_j exp(x_j - m)``
+    (``ℓ`` in the chapters); when a block raises the maximum to ``m'``, the sum is
+    rescaled by ``exp(m - m')`` (Milakov & Gimelshein, 2018). The same rescaling
+    lets memory-efficient attention process keys block by block (Part 3, chapter 3;
     Part 5).
 
     Shapes: ``x`` (..., n); the result has the same shape.
@@ -225,12 +231,13 @@ def online_softmax(x: Tensor, block_size: int) -> Tensor:
     check_positive_int(block_size, "block_size")
     wide = accumulation_dtype(x.dtype)
     m = torch.full_like(x[..., :1], -math.inf)  # running maximum
-    d = torch.zeros_like(m, dtype=wide)  # running sum of exp(x_j - m)
+    ell = torch.zeros_like(m, dtype=wide)  # running sum of exp(x_j - m)
     for start in range(0, x.shape[-1], block_size):
         block = x[..., start : start + block_size]
         m_new = torch.maximum(m, block.amax(dim=-1, keepdim=True))
         safe = torch.where(m_new == -math.inf, 0.0, m_new)  # rows all -inf so far
-        d = d * torch.exp(m - safe) + torch.exp(block - safe).sum(-1, True, dtype=wide)
+        block_sum = torch.exp(block - safe).sum(-1, True, dtype=wide)
+        ell = ell * torch.exp(m - safe) + block_sum
         m = m_new
     safe = torch.where(m == -math.inf, 0.0, m)
-    return (torch.exp(x - safe) / d.clamp_min(torch.finfo(wide).tiny)).to(x.dtype)
+    return (torch.exp(x - safe) / ell.clamp_min(torch.finfo(wide).tiny)).to(x.dtype)

@@ -217,6 +217,20 @@ def test_cross_entropy_published_value():
     assert math.isclose(cross_entropy(logits, torch.tensor([1])).item(), by_hand)
 
 
+@pytest.mark.parametrize("target, eps", [(1, 0.0), (0, 0.1)])
+def test_cross_entropy_refuses_an_infinite_loss(target, eps):
+    # -inf on the true class, or on any class once smoothing gives it weight eps / K
+    logits = torch.tensor([[0.0, -math.inf, 1.0]], dtype=torch.float64)
+    with pytest.raises(ValueError, match="the cross-entropy is infinite"):
+        cross_entropy(logits, torch.tensor([target]), label_smoothing=eps)
+
+
+def test_cross_entropy_allows_minus_infinity_where_the_target_is_zero():
+    logits = torch.tensor([[0.0, -math.inf, 1.0]], dtype=torch.float64)
+    by_hand = -math.log(math.exp(1) / (math.exp(0) + math.exp(1)))
+    assert math.isclose(cross_entropy(logits, torch.tensor([2])).item(), by_hand)
+
+
 @settings(max_examples=60, deadline=None)
 @given(shape=shapes, seed=st.integers(0, 2**16), data=st.data())
 def test_sparsemax_and_entmax_match_the_reference_implementation(shape, seed, data):
