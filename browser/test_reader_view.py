@@ -218,8 +218,14 @@ const report = () => {
   const elements = Array.from(document.querySelectorAll('.math'));
   const untypeset = elements.filter((el) => !el.querySelector('mjx-container'))
     .map((el) => el.textContent.slice(0, 120));
+  // A display formula wider than the text column is cut off on the page.
+  const wide = Array.from(document.querySelectorAll('mjx-container[display="true"]'))
+    .filter((c) => c.querySelector('mjx-math') &&
+      c.querySelector('mjx-math').getBoundingClientRect().width >
+        c.getBoundingClientRect().width + 2)
+    .map((c) => (c.closest('[id]') || {id: '(no id)'}).id);
   done({present: true, formulas: MathJax.startup.document.math.length,
-        mathElements: elements.length, untypeset: untypeset, bad: bad,
+        mathElements: elements.length, untypeset: untypeset, bad: bad, wide: wide,
         containers: document.querySelectorAll('mjx-container').length});
 };
 const wait = () => {
@@ -359,6 +365,8 @@ def test_page_reads_as_intended(page, site, driver):
                     f"{math['containers']} mjx-container for {expected} formulas"
                 )
             problems += [f"MathJax: {bad}" for bad in math["bad"][:5]]
+            if math["wide"]:
+                problems.append(f"formulas wider than the column: {math['wide']}")
     elif expected:
         problems.append(f"{expected} math elements but no MathJax script")
     text = driver.execute_script(TEXT_JS)
