@@ -958,3 +958,16 @@ def check_rope_2d_inputs(
             f"multiple of 4 (row and column pairs), got {_shape(x)}"
         )
     check_finite(x, "x")
+
+
+def check_bootstrap(scores: object, draws: object, level: object, seed: object) -> None:
+    """Raise unless `scores` is a finite, non-empty (items,) or (seeds, items)
+    float tensor, `draws` a positive integer, `level` a fraction and `seed` a
+    seed (`companion.statistics.bootstrap_mean`)."""
+    check_float_tensor(scores, "scores", ndim=(1, 2))
+    if scores.numel() == 0:
+        raise ValueError(f"scores must not be empty, got shape {_shape(scores)}")
+    check_finite(scores, "scores")
+    check_positive_int(draws, "draws")
+    check_fraction(level, "level")
+    check_seed(seed)

@@ -47,6 +47,7 @@ from companion import (
     models,
     positional,
     softmax,
+    statistics,
     training,
     validation,
     variants,
@@ -61,6 +62,7 @@ MODULES = (
     models,
     training,
     measure,
+    statistics,
     validation,
     data,
     text,
@@ -1628,6 +1630,16 @@ def prop_peak(peak, **_):
     assert peak >= 4000, "1000 float32 numbers take at least 4000 bytes"
 
 
+def prop_estimate(estimate, scores, **_):
+    exact = scores.double().mean().item()
+    assert math.isclose(estimate.mean, exact, rel_tol=1e-9, abs_tol=1e-12), "the mean"
+    assert estimate.low <= estimate.high, "an interval"
+
+
+def prop_estimate_text(text, **_):
+    assert text == "0.500 [0.400, 0.600]", text
+
+
 def prop_seed(result, seed):
     assert result is None and torch.initial_seed() == seed, "torch not seeded"
 
@@ -1814,6 +1826,22 @@ ENTRIES += [
         lambda: {"function": lambda: torch.ones(1000)},
         {},
         prop=prop_peak,
+    ),
+    E(
+        "statistics.bootstrap_mean",
+        statistics.bootstrap_mean,
+        lambda: {"scores": rnd(3, 20), "draws": 300, "level": 0.9, "seed": 0},
+        {"scores": FLOAT, "draws": SIZE, "level": FRACTION, "seed": SEED},
+        prop=prop_estimate,
+    ),
+    E(
+        "statistics.Estimate",
+        statistics.Estimate,
+        lambda: {"mean": 0.5, "low": 0.4, "high": 0.6},
+        {},
+        prop=prop_estimate_text,
+        init={"mean": "mean", "low": "low", "high": "high"},
+        method="__str__",
     ),
 ]
 
@@ -2929,6 +2957,11 @@ ENTRIES += [
         "check_rope_2d_inputs",
         lambda: {"x": rnd(2, 6, 8), "height": 2, "width": 3, "base": 10.0},
         {"x": FLOAT, "height": SIZE, "width": SIZE, "base": BASE},
+    ),
+    check(
+        "check_bootstrap",
+        lambda: {"scores": rnd(3, 5), "draws": 10, "level": 0.95, "seed": 0},
+        {"scores": FLOAT, "draws": SIZE, "level": FRACTION, "seed": SEED},
     ),
 ]
 
