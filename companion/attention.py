@@ -26,6 +26,7 @@ from companion.validation import (
     check_attention,
     check_backward_inputs,
     check_bias,
+    check_chunked_options,
     check_divisible,
     check_dropout,
     check_finite,
@@ -455,6 +456,8 @@ def chunked_attention(
     chunk_size: int = 1024,
     mask: Tensor | None = None,
     scale: float | None = None,
+    causal: bool = False,
+    window: int | None = None,
 ) -> Tensor:
     """Scaled dot-product attention computed block by block with the online softmax.
 
@@ -466,7 +469,20 @@ def chunked_attention(
     `scaled_dot_product_attention`'s output up to rounding, but only a few
     ``chunk_size x chunk_size`` blocks of scores exist at a time (per batch
     element and head) instead of ``q_len x k_len`` (Part 5, chapter 4). Fully
-    masked rows give zeros.
+    masked rows give zeros. The time still grows as ``q_len * k_len``: only the
+    memory drops.
+
+    ``causal`` and ``window`` restrict attention to a band without any mask
+    matrix: key ``j`` is visible from query ``i`` iff ``j <= i`` (``causal``) and
+    ``|i - j| <= window`` (``window``; with ``causal``, ``i - window <= j <= i``),
+    the pattern of `companion.variants.local_mask`. Positions count from the first
+    query and the first key, so for ``q_len != k_len`` the causal band is aligned
+    to the top left, as ``is_causal=True`` of
+    ``torch.nn.functional.scaled_dot_product_attention`` (FlashAttention-2 aligns
+    it to the bottom right instead). Each block of scores is classified from its
+    corners: fully hidden blocks are skipped (never computed), fully visible
+    blocks need no mask, and only partly visible ones get a ``chunk x chunk``
+    mask. ``mask`` (True = may attend) may be given as well.
 
     The saving is for the forward pass. Under autograd every block's weights are
     kept for the backward pass; training with little memory needs the backward
@@ -476,27 +492,41 @@ def chunked_attention(
     (..., q_len, d_v).
     """
     scale = check_attention(q, k, v, mask, None, scale)  # 1 / sqrt(d_k) by default
-    check_positive_int(chunk_size, "chunk_size")
+    check_chunked_options(chunk_size, causal, window)
     lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     q_len, k_len = q.shape[-2], k.shape[-2]
     if mask is not None:
         mask = torch.broadcast_to(mask, (*lead, q_len, k_len))  # a view, no copy
+    # key j is visible from query i iff i - below <= j <= i + above
+    unlimited = q_len + k_len  # farther than any query is from any key
+    below = unlimited if window is None else window
+    above = 0 if causal else (unlimited if window is None else window)
+    hidden = {}  # hidden entries of partly visible blocks, by offset and shape
     wide = accumulation_dtype(q.dtype)  # scores and sums in float32 for half inputs
     output = torch.empty((*lead, q_len, v.shape[-1]), dtype=q.dtype, device=q.device)
     for q_start in range(0, q_len, chunk_size):
         q_block = q[..., q_start : q_start + chunk_size, :].to(wide) * scale
         rows = q_block.shape[-2]
+        q_last = q_start + rows - 1
         m = torch.full((*lead, rows, 1), -math.inf, dtype=wide, device=q.device)
         total = torch.zeros((*lead, rows, 1), dtype=wide, device=q.device)
         acc = torch.zeros((*lead, rows, v.shape[-1]), dtype=wide, device=q.device)
         for k_start in range(0, k_len, chunk_size):
-            k_block = k[..., k_start : k_start + chunk_size, :]
-            v_block = v[..., k_start : k_start + chunk_size, :]
+            k_last = min(k_start + chunk_size, k_len) - 1
+            if k_start > q_last + above or k_last < q_start - below:
+                continue  # fully hidden: skipped, never computed
+            k_block = k[..., k_start : k_last + 1, :]
+            v_block = v[..., k_start : k_last + 1, :]
             scores = q_block @ k_block.to(wide).transpose(-2, -1)
+            if k_start < q_last - below or k_last > q_start + above:  # partly visible
+                shape = (k_start - q_start, rows, k_last + 1 - k_start)
+                if shape not in hidden:  # the same pattern recurs along the diagonal
+                    i = torch.arange(rows, device=q.device)[:, None]
+                    j = torch.arange(shape[2], device=q.device)[None, :] + shape[0]
+                    hidden[shape] = (j < i - below) | (j > i + above)  # (rows, chunk)
+                scores = scores.masked_fill(hidden[shape], -math.inf)
             if mask is not None:
-                block = mask[
-                    ..., q_start : q_start + rows, k_start : k_start + chunk_size
-                ]
+                block = mask[..., q_start : q_last + 1, k_start : k_last + 1]
                 scores = scores.masked_fill(~block, -math.inf)
             m_new = torch.maximum(m, scores.amax(dim=-1, keepdim=True))
             # a row masked so far has m_new = -inf; use 0 there to avoid -inf - -inf

@@ -971,3 +971,64 @@ def check_bootstrap(scores: object, draws: object, level: object, seed: object) 
     check_positive_int(draws, "draws")
     check_fraction(level, "level")
     check_seed(seed)
+
+
+def check_chunked_options(chunk_size: object, causal: object, window: object) -> None:
+    """Raise unless ``chunk_size`` is a positive integer, ``causal`` is True or
+    False and ``window`` is None or a non-negative integer (the options of
+    `companion.attention.chunked_attention`)."""
+    check_positive_int(chunk_size, "chunk_size")
+    if not isinstance(causal, bool):
+        raise ValueError(f"causal must be True or False, got {causal!r}")
+    if window is not None:
+        check_nonnegative_int(window, "window")
+
+
+def check_traffic_inputs(q: object, k: object, v: object, sram_size: object) -> None:
+    """Raise unless ``q`` (n_q, d), ``k`` (n_k, d) and ``v`` (n_k, d_v) are finite
+    float matrices of one head and ``sram_size`` (in elements) holds at least one
+    row each of Q, K, V and O, ``4 d``, so that Algorithm 1 of Dao et al. (2022)
+    has blocks of at least one row (`companion.measure.tiled_attention_traffic`)."""
+    check_qkv(q, k, v)
+    if not (q.dim() == k.dim() == v.dim() == 2):
+        raise ValueError(
+            f"q, k and v must be matrices (seq, dim) of one head, got q {_shape(q)}, "
+            f"k {_shape(k)}, v {_shape(v)}"
+        )
+    if sram_size is not None:
+        check_positive_int(sram_size, "sram_size")
+        if sram_size < 4 * q.shape[-1]:
+            raise ValueError(
+                f"sram_size must hold one row each of Q, K, V and O, at least "
+                f"4 d = {4 * q.shape[-1]} elements, got {sram_size}"
+            )
+
+
+def check_timing_options(repeats: object, cpu: object) -> None:
+    """Raise unless ``repeats`` is a positive integer and ``cpu`` is True or False
+    (`companion.measure.best_time`)."""
+    check_positive_int(repeats, "repeats")
+    if not isinstance(cpu, bool):
+        raise ValueError(f"cpu must be True or False, got {cpu!r}")
+
+
+def check_model_images(
+    images: object, weight: Tensor, channels: int, image_size: int
+) -> None:
+    """Raise unless ``images`` is a finite float tensor of ``weight``'s dtype and
+    device, of shape (batch, channels, image_size, image_size), or (batch,
+    image_size, image_size) for one channel, with batch >= 1 (the image models of
+    `companion.tasks.vision`)."""
+    check_float_tensor(images, "images")
+    check_module_input(images, weight, "images")
+    expected = (channels, image_size, image_size)
+    shape = tuple(images.shape)
+    if images.dim() == 3 and channels == 1:
+        shape = (shape[0], 1, *shape[1:])
+    if len(shape) != 4 or shape[1:] != expected or shape[0] == 0:
+        raise ValueError(
+            f"images must have shape (batch, {image_size}, {image_size}) or "
+            f"(batch, {', '.join(map(str, expected))}) with batch >= 1, got "
+            f"{tuple(images.shape)}"
+        )
+    check_finite(images, "images")

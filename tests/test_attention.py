@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch.utils.flop_counter import FlopCounterMode
 
 from companion.attention import (
     AdditiveAttention,
@@ -519,6 +520,151 @@ def test_chunked_attention_bad_chunk():
     q, k, v = qkv(0)
     with pytest.raises(ValueError, match="k contains NaN or infinite values"):
         chunked_attention(q, k.clone().fill_(math.inf), v)
+
+
+def band(q_len, k_len, causal, window):
+    """Key j visible from query i: j <= i if causal, |i - j| <= window if given;
+    positions count from the first query and key (SDPA's is_causal, top left)."""
+    return torch.tensor(
+        [
+            [
+                (j <= i or not causal) and (window is None or abs(i - j) <= window)
+                for j in range(k_len)
+            ]
+            for i in range(q_len)
+        ]
+    )
+
+
+SIZES = [(37, 37), (37, 23), (23, 37), (1, 9), (9, 1), (64, 64)]
+
+
+@pytest.mark.parametrize(("q_len", "k_len"), SIZES)
+@pytest.mark.parametrize("chunk", [1, 5, 8, 16, 37, 100])
+def test_causal_chunked_attention_equals_torch_is_causal(q_len, k_len, chunk):
+    q, k, v = qkv(q_len + k_len, (2, 3), q_len, k_len, 8, 5)
+    expected = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    got = chunked_attention(q, k, v, chunk, causal=True)
+    assert torch.allclose(got, expected, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize(("q_len", "k_len"), SIZES)
+@pytest.mark.parametrize("chunk", [3, 8, 37])
+@pytest.mark.parametrize("window", [0, 1, 4, 50])
+@pytest.mark.parametrize("causal", [True, False])
+def test_windowed_chunked_attention_equals_torch_with_the_band_mask(
+    q_len, k_len, chunk, window, causal
+):
+    q, k, v = qkv(window + chunk, (2,), q_len, k_len, 8, 5)
+    visible = band(q_len, k_len, causal, window)
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=visible)
+    expected[..., ~visible.any(-1), :] = 0.0  # rows that see no key: zeros
+    got = chunked_attention(q, k, v, chunk, causal=causal, window=window)
+    assert torch.allclose(got, expected, rtol=0, atol=1e-10)
+    if causal and window == 0 and k_len >= q_len:  # only itself: the value itself
+        assert torch.allclose(got, v[..., :q_len, :], rtol=0, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    q_len=st.integers(1, 20),
+    k_len=st.integers(1, 20),
+    chunk=st.integers(1, 25),
+    causal=st.booleans(),
+    window=st.none() | st.integers(0, 25),
+)
+def test_band_and_mask_together_equal_naive(seed, q_len, k_len, chunk, causal, window):
+    q, k, v = qkv(seed, (2,), q_len, k_len, 4, 3)
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.rand(2, q_len, k_len, generator=g) < 0.7  # may leave rows empty
+    both = mask & band(q_len, k_len, causal, window)
+    expected, _ = scaled_dot_product_attention(q, k, v, mask=both)
+    got = chunked_attention(q, k, v, chunk, mask=mask, causal=causal, window=window)
+    assert torch.allclose(got, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("options", "computed"),
+    [
+        ({}, 64),
+        ({"causal": True}, 36),  # the 8 diagonal blocks and the 28 below
+        ({"causal": True, "window": 8}, 15),  # the diagonal and the one below
+        ({"window": 8}, 22),  # the diagonal and its two neighbours
+    ],
+)
+def test_hidden_blocks_are_never_computed(options, computed):
+    """64 tokens in blocks of 8: 64 blocks of scores, of which only the visible
+    or partly visible ones cost matrix products (counted by PyTorch)."""
+    x = torch.randn(1, 1, 64, 16)
+
+    def flops(**options):
+        with FlopCounterMode(display=False) as counter:
+            chunked_attention(x, x, x, chunk_size=8, **options)
+        return counter.get_total_flops()
+
+    assert flops(**options) == flops() * computed // 64
+
+
+def test_causal_chunked_attention_builds_no_mask_matrix():
+    """The memory grows linearly with n, and at 2048 tokens it is far below the
+    n x n bytes that a boolean causal mask alone would take."""
+    peaks = {}
+    for n in (1024, 2048):
+        x = torch.randn(1, 1, n, 32)
+        peaks[n] = peak_memory(lambda x=x: chunked_attention(x, x, x, 128, causal=True))
+    assert peaks[2048] < 2048 * 2048 / 4
+    assert peaks[2048] < 2.5 * peaks[1024]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_causal_half_precision_accumulates_in_float32(dtype):
+    """Scores beyond float16's largest number (65,504) stay finite and correct."""
+    q, k, v = qkv(4, (2,), 13, 13, 8, 4)
+    q, k = 300 * q, 300 * k
+    assert float((q @ k.mT).abs().max()) / math.sqrt(8) > 65504
+    expected = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    got = chunked_attention(q.to(dtype), k.to(dtype), v.to(dtype), 4, causal=True)
+    assert got.dtype == dtype and bool(torch.isfinite(got).all())
+    assert torch.allclose(got.double(), expected, rtol=0.05, atol=0.05)
+
+
+def test_causal_result_follows_the_inputs_device():
+    q, k, v = qkv(5, (2,), 7, 7, 4, 3)
+    torch.set_default_device("meta")
+    try:
+        got = chunked_attention(q, k, v, 3, causal=True, window=2)
+    finally:
+        torch.set_default_device(None)
+    assert got.device.type == "cpu"
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=band(7, 7, True, 2))
+    assert torch.allclose(got, expected, rtol=0, atol=1e-12)
+
+
+def test_causal_gradients_equal_autograd_through_sdpa():
+    q, k, v = (t.requires_grad_() for t in qkv(6, (2,), 9, 11, 4, 3))
+    expected = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    want = torch.autograd.grad(expected.square().sum(), (q, k, v))
+    got = chunked_attention(q, k, v, chunk_size=4, causal=True)
+    have = torch.autograd.grad(got.square().sum(), (q, k, v))
+    for a, b in zip(want, have, strict=True):
+        assert torch.allclose(a, b, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"causal": 1}, "causal must be True or False, got 1"),
+        ({"causal": "yes"}, "causal must be True or False, got 'yes'"),
+        ({"window": -1}, "window must be a non-negative integer, got -1"),
+        ({"window": True}, "window must be a non-negative integer, got True"),
+        ({"window": 2.0}, "window must be a non-negative integer, got 2.0"),
+        ({"chunk_size": True}, "chunk_size must be a positive integer, got True"),
+    ],
+)
+def test_chunked_attention_bad_options(options, message):
+    with pytest.raises(ValueError, match=message):
+        chunked_attention(*qkv(0), **options)
 
 
 def randn(seed, *shape):

@@ -725,6 +725,20 @@ def ref_local_mask(n, window, causal=False, device=None):
     )
 
 
+def ref_standard_traffic(q, k, v):
+    """Q, K read; S written, read; P written, read; V read; O written."""
+    n_q, n_k = q.shape[0], k.shape[0]
+    return 4 * n_q * n_k + q.numel() + k.numel() + v.numel() + n_q * v.shape[1]
+
+
+def ref_banded_attention(q, k, v, chunk_size, mask, scale, causal, window):
+    """Attention with the band of `ref_local_mask`, top-left aligned (SDPA's
+    is_causal), and the mask."""
+    q_len, k_len = q.shape[-2], k.shape[-2]
+    band = ref_local_mask(max(q_len, k_len), window, causal)[:q_len, :k_len]
+    return ref_attention(q, k, v, mask & band, None, scale)[0]
+
+
 def ref_strided_mask(n, stride, device=None):
     return torch.tensor(
         [[j <= i and (i - j) % stride == 0 for j in range(n)] for i in range(n)]
@@ -1227,6 +1241,21 @@ ENTRIES += [
                 q, k, v, mask, None, scale
             )[0]
         ),
+    ),
+    E(
+        "attention.chunked_attention",
+        attention.chunked_attention,
+        lambda: {
+            **qkv(5, 7, lead=(2,)),
+            "chunk_size": 2,
+            "mask": bmask(5, 7),
+            "scale": None,
+            "causal": True,
+            "window": 3,
+        },
+        {**QKV, "chunk_size": SIZE, "mask": MASK, "scale": NUMBER, "window": NONNEG},
+        fn(ref_banded_attention),
+        tag="causal, window",
     ),
 ]
 
@@ -1826,6 +1855,20 @@ ENTRIES += [
         lambda: {"function": lambda: torch.ones(1000)},
         {},
         prop=prop_peak,
+    ),
+    E(
+        "measure.standard_attention_traffic",
+        measure.standard_attention_traffic,
+        lambda: {k: t[0, 0] for k, t in qkv(5, 7).items()},
+        QKV,
+        fn(lambda q, k, v: [ref_attention(q, k, v)[0], ref_standard_traffic(q, k, v)]),
+    ),
+    E(
+        "measure.tiled_attention_traffic",
+        measure.tiled_attention_traffic,
+        lambda: {**{k: t[0, 0] for k, t in qkv(5, 7).items()}, "sram_size": 32},
+        {**QKV, "sram_size": SIZE},
+        fn(lambda q, k, v, sram_size: [ref_attention(q, k, v)[0], None]),
     ),
     E(
         "statistics.bootstrap_mean",
@@ -2651,6 +2694,20 @@ ENTRIES += [
         init={n: n for n in ("in_features", "hidden_sizes", "num_classes")},
     ),
     E(
+        "tasks.vision.CNNClassifier",
+        vision.CNNClassifier,
+        lambda: {
+            "image_size": 4,
+            "channels": 1,
+            "widths": (2, 3),
+            "num_classes": 3,
+            "images": rnd(2, 4, 4),
+        },
+        {"image_size": SIZE, "channels": SIZE, "num_classes": SIZE, "images": FLOAT},
+        SAME,
+        init={n: n for n in ("image_size", "channels", "widths", "num_classes")},
+    ),
+    E(
         "tasks.vision.occlusion_effect",
         vision.occlusion_effect,
         lambda: {
@@ -2959,9 +3016,34 @@ ENTRIES += [
         {"x": FLOAT, "height": SIZE, "width": SIZE, "base": BASE},
     ),
     check(
+        "check_model_images",
+        lambda: {
+            "images": rnd(2, 8, 8),
+            "weight": rnd(4, 4),
+            "channels": 1,
+            "image_size": 8,
+        },
+        {"images": FLOAT},
+    ),
+    check(
         "check_bootstrap",
         lambda: {"scores": rnd(3, 5), "draws": 10, "level": 0.95, "seed": 0},
         {"scores": FLOAT, "draws": SIZE, "level": FRACTION, "seed": SEED},
+    ),
+    check(
+        "check_chunked_options",
+        lambda: {"chunk_size": 4, "causal": True, "window": 2},
+        {"chunk_size": SIZE, "window": NONNEG},
+    ),
+    check(
+        "check_traffic_inputs",
+        lambda: {**{k: t[0, 0] for k, t in qkv(5, 7).items()}, "sram_size": 32},
+        {**QKV, "sram_size": SIZE},
+    ),
+    check(
+        "check_timing_options",
+        lambda: {"repeats": 2, "cpu": True},
+        {"repeats": SIZE},
     ),
 ]
 

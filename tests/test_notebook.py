@@ -1,3 +1,7 @@
+import json
+from collections import Counter
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -35,3 +39,21 @@ def test_show_source_rejects_builtins():
         ValueError, match="cannot show the source of <built-in function len>"
     ):
         show_source(len)
+
+
+def test_no_notebook_glues_a_name_twice():
+    # A second glue() of a name silently replaces the value the prose shows.
+    root = Path(__file__).resolve().parent.parent / "notebooks"
+    repeated = {}
+    for path in sorted(root.glob("*/*.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        names = Counter(
+            output["metadata"]["scrapbook"]["name"]
+            for cell in cells
+            for output in cell.get("outputs", [])
+            if "scrapbook" in output.get("metadata", {})
+        )
+        twice = sorted(name for name, count in names.items() if count > 1)
+        if twice:
+            repeated[path.name] = twice
+    assert repeated == {}

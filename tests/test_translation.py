@@ -575,3 +575,62 @@ def test_transformer_decode_refuses_what_encode_does_not_make():
     for encoded, message in cases:
         with pytest.raises(ValueError, match=message):
             model.decode(target_in, *encoded)
+
+
+def test_gru_encoder_matches_pytorchs_packed_bidirectional_gru():
+    """The two encoder directions, run on padded batches, give the annotations and
+    final states of PyTorch's bidirectional GRU on packed sequences."""
+    torch.manual_seed(0)
+    model = GRUTranslator(hidden_dim=16, embed_dim=8)
+    _, source, lengths, _, _ = _batch()
+    annotations, summary, mask = model.encode(source, lengths)
+    reference = torch.nn.GRU(8, 16, batch_first=True, bidirectional=True)
+    with torch.no_grad():
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(reference, f"{name}_l0").copy_(
+                getattr(model.encoder_forward, f"{name}_l0")
+            )
+            getattr(reference, f"{name}_l0_reverse").copy_(
+                getattr(model.encoder_backward, f"{name}_l0")
+            )
+        packed = torch.nn.utils.rnn.pack_padded_sequence(
+            model.source_embedding(source),
+            lengths,
+            batch_first=True,
+            enforce_sorted=False,
+        )
+        expected, final = reference(packed)
+        expected, _ = torch.nn.utils.rnn.pad_packed_sequence(
+            expected, batch_first=True, total_length=source.shape[1]
+        )
+    torch.testing.assert_close(annotations, expected, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(
+        summary, torch.cat([final[0], final[1]], dim=-1), atol=1e-6, rtol=1e-5
+    )
+    assert mask.shape == (6, 1, source.shape[1])
+
+
+@pytest.mark.parametrize("attention", [True, False])
+def test_the_summary_enters_every_decoder_step(attention):
+    """Cho et al. (2014): the decoder reads the summary at every step, not only
+    through its initial state. With the initial state fixed (a zero bridge), the
+    states, hence the logits, still depend on the summary."""
+    torch.manual_seed(0)
+    model = GRUTranslator(hidden_dim=16, embed_dim=8, attention=attention)
+    with torch.no_grad():
+        model.bridge.weight.zero_()
+        model.bridge.bias.zero_()
+    _, source, lengths, target_in, _ = _batch()
+    annotations, summary, mask = model.encode(source, lengths)
+    with torch.no_grad():
+        states, _ = model.decoder(
+            model._step_inputs(target_in, summary), torch.zeros(1, 6, 16)
+        )
+        other, _ = model.decoder(
+            model._step_inputs(target_in, summary + 1), torch.zeros(1, 6, 16)
+        )
+    assert model.decoder.input_size == 8 + 2 * 16
+    assert (states - other).abs().amax(dim=(0, 2)).min() > 1e-4  # at every step
+    logits, _ = model.decode(target_in, annotations, summary, mask)
+    changed, _ = model.decode(target_in, annotations, summary + 1, mask)
+    assert not torch.allclose(changed, logits)

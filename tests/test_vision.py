@@ -7,6 +7,7 @@ from torch import nn
 
 from companion.positional import sinusoidal_encoding, sinusoidal_encoding_2d
 from companion.tasks.vision import (
+    CNNClassifier,
     MLPClassifier,
     VisionTransformer,
     class_token_attention,
@@ -352,10 +353,85 @@ def test_mlp_rejects_bad_images(images, message):
         MLPClassifier()(images)
 
 
+def test_cnn_shapes_and_parameter_count_by_hand():
+    torch.manual_seed(0)
+    cnn = CNNClassifier()
+    assert cnn(torch.rand(5, 8, 8)).shape == (5, 10)
+    assert cnn(torch.rand(5, 1, 8, 8)).shape == (5, 10)
+    conv1 = 1 * 16 * 3 * 3 + 16
+    conv2 = 16 * 32 * 3 * 3 + 32
+    head = 32 * 4 * 4 * 10 + 10  # 32 maps of 4x4 after one 2x2 pooling
+    assert count_parameters(cnn) == conv1 + conv2 + head == 9930
+    colour = CNNClassifier(image_size=6, channels=3, widths=(4, 5), num_classes=2)
+    assert colour(torch.rand(2, 3, 6, 6)).shape == (2, 2)
+
+
+def test_cnn_equals_functional_reference():
+    torch.manual_seed(0)
+    cnn = CNNClassifier(image_size=6, widths=(3, 4), num_classes=5)
+    images = torch.rand(2, 6, 6)
+    conv1, conv2 = cnn.features[0], cnn.features[3]
+    x = F.relu(F.conv2d(images[:, None], conv1.weight, conv1.bias, padding=1))
+    x = F.max_pool2d(x, 2)
+    x = F.relu(F.conv2d(x, conv2.weight, conv2.bias, padding=1))
+    expected = x.flatten(1) @ cnn.head.weight.T + cnn.head.bias
+    torch.testing.assert_close(cnn(images), expected)
+
+
+def test_cnn_first_stage_is_translation_equivariant():
+    """Shifting a digit that stays clear of the border by 2 pixels shifts the
+    pooled first-stage feature maps by one cell: the same filter everywhere."""
+    torch.manual_seed(0)
+    stage = CNNClassifier().features[:3]  # conv, ReLU, 2x2 max-pool
+    images = torch.zeros(3, 1, 8, 8)
+    images[:, :, 2:6, 1:4] = torch.rand(3, 1, 4, 3)
+    shifted = torch.roll(images, shifts=2, dims=3)  # columns 3..5, still inside
+    with torch.no_grad():
+        before, after = stage(images), stage(shifted)
+    torch.testing.assert_close(after[..., 1:], before[..., :-1])
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"widths": (16,)}, "widths must hold two channel counts"),
+        ({"widths": [16, 32]}, "widths must be a tuple of positive"),
+        ({"widths": (16, 0)}, "widths must be a tuple of positive"),
+        ({"image_size": 7}, "image_size must be even"),
+        ({"image_size": 0}, "image_size"),
+        ({"channels": True}, "channels"),
+        ({"num_classes": 0}, "num_classes"),
+    ],
+)
+def test_cnn_rejects_bad_options(options, message):
+    with pytest.raises(ValueError, match=message):
+        CNNClassifier(**options)
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        (torch.rand(2, 6, 6), r"must have shape \(batch, 8, 8\)"),
+        (torch.rand(2, 3, 8, 8), r"\(batch, 1, 8, 8\)"),
+        (torch.zeros(0, 8, 8), "with batch >= 1, got \\(0, 8, 8\\)"),
+        (torch.zeros(2, 8, 8, dtype=torch.long), "floating-point"),
+        (torch.full((2, 8, 8), float("nan")), "images contains NaN"),
+        (
+            torch.rand(2, 8, 8, dtype=torch.float64),
+            "images has dtype torch.float64 but the module's weights are torch.float32",
+        ),
+    ],
+)
+def test_cnn_rejects_bad_images(images, message):
+    with pytest.raises(ValueError, match=message):
+        CNNClassifier()(images)
+
+
 def test_models_accept_float64_weights_and_images():
     images = torch.rand(2, 8, 8, dtype=torch.float64)
     assert small_vit().double()(images).dtype == torch.float64
     assert MLPClassifier().double()(images).dtype == torch.float64
+    assert CNNClassifier().double()(images).dtype == torch.float64
 
 
 class FirstPatchModel(nn.Module):
@@ -433,7 +509,7 @@ def test_occlusion_effect_restores_the_model_mode_and_takes_int32_labels():
 def test_vision_makes_its_tensors_on_the_inputs_device():
     """CPU inputs give the same CPU results while the default device is "meta":
     every tensor the module makes follows its inputs (or the model's weights)."""
-    vit, mlp = small_vit("learned"), MLPClassifier()
+    vit, mlp, cnn = small_vit("learned"), MLPClassifier(), CNNClassifier()
     sinusoidal = small_vit("sinusoidal_2d")
     images = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(0))
     labels = torch.tensor([1, 2, 3])
@@ -444,6 +520,7 @@ def test_vision_makes_its_tensors_on_the_inputs_device():
             logits,
             sinusoidal(images),
             mlp(images),
+            cnn(images),
             patchify(images, 2),
             class_token_attention(weights[-1], 4),
             occlusion_effect(vit, images, labels, 4),

@@ -209,23 +209,25 @@ class GRUTranslator(nn.Module):
 
     The encoder is a bidirectional GRU over the source characters, giving one
     annotation ``h_j = [h_j^fwd; h_j^bwd]`` per character, as in Bahdanau et al.
-    (2015, section 3.2). The decoder is a GRU over the previous target characters,
-    ``s_i = GRU(s_{i-1}, E y_{i-1})``, starting from ``s_0 = tanh(W_b [h_S^fwd;
-    h_1^bwd])``, the two final encoder states. Its context vector ``c_i`` is
+    (2015, section 3.2), and the summary ``z = [h_S^fwd; h_1^bwd]``, the two final
+    encoder states. The decoder is the one of Cho et al. (2014, section 2.2): a
+    GRU over the previous target character that also reads the summary at every
+    step, ``s_i = GRU(s_{i-1}, [E y_{i-1}; z])``, starting from ``s_0 = tanh(W_b
+    z)`` (their appendix A.1.2). Its context vector ``c_i`` is
 
+    - with ``attention=False``, ``c_i = z`` at every step: the decoder sees the
+      source only through one fixed-length vector, the encoder-decoder of Cho et
+      al. (2014);
     - with ``attention=True``, ``c_i = sum_j alpha_ij h_j`` with ``alpha_i =
       softmax_j(v^T tanh(W_q s_i + W_k h_j))``: Bahdanau's additive score
-      (`AdditiveAttention`), but queried with the current state ``s_i`` and used
-      only in the output layer, as in the global attention of Luong et al. (2015,
+      (`AdditiveAttention`), queried with the current state ``s_i`` and used in
+      the output layer, as in the global attention of Luong et al. (2015,
       section 3.1, without their input feeding); Bahdanau et al. query with
       ``s_{i-1}`` and feed ``c_i`` into the recurrence. So the decoder states do
-      not depend on the attention, and training computes all steps in one call;
-    - with ``attention=False``, ``c_i = [h_S^fwd; h_1^bwd]`` at every step: the
-      decoder sees the source only through one fixed-length vector, as in the
-      encoder-decoder of Cho et al. (2014), which gives it to every step (to the
-      recurrence and the output; here to the output only).
+      not depend on the attention, and training computes all steps in one call.
 
-    The next-character logits are ``W_o [s_i; c_i]``. Part 6, chapter 2.
+    The next-character logits are ``W_o [s_i; c_i]``: the two models differ only
+    in ``c_i``. Part 6, chapter 2.
     """
 
     def __init__(
@@ -247,9 +249,9 @@ class GRUTranslator(nn.Module):
         )
         self.source_vocab, self.target_vocab = source_vocab, target_vocab
         self.source_embedding = nn.Embedding(source_vocab, embed_dim)
-        self.encoder = nn.GRU(
-            embed_dim, hidden_dim, batch_first=True, bidirectional=True
-        )
+        # the two directions of the bidirectional encoder
+        self.encoder_forward = nn.GRU(embed_dim, hidden_dim, batch_first=True)
+        self.encoder_backward = nn.GRU(embed_dim, hidden_dim, batch_first=True)
         self.bridge = nn.Linear(2 * hidden_dim, hidden_dim)
         self.attention = (
             AdditiveAttention(hidden_dim, 2 * hidden_dim, attention_dim)
@@ -257,7 +259,8 @@ class GRUTranslator(nn.Module):
             else None
         )
         self.target_embedding = nn.Embedding(target_vocab, embed_dim)
-        self.decoder = nn.GRU(embed_dim, hidden_dim, batch_first=True)
+        # input of every decoder step: the previous character and the summary
+        self.decoder = nn.GRU(embed_dim + 2 * hidden_dim, hidden_dim, batch_first=True)
         self.output = nn.Linear(3 * hidden_dim, target_vocab)
 
     def encode(self, source: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -265,18 +268,27 @@ class GRUTranslator(nn.Module):
         (batch, 2 hidden) and the padding mask (batch, 1, seq) of the padded
         ``source`` tokens (batch, seq) with true ``lengths`` (batch,)."""
         check_source(source, lengths, self.source_vocab)
-        packed = nn.utils.rnn.pack_padded_sequence(
-            self.source_embedding(source),
-            lengths.cpu(),
-            batch_first=True,
-            enforce_sorted=False,
-        )
-        annotations, final = self.encoder(packed)
-        annotations, _ = nn.utils.rnn.pad_packed_sequence(
-            annotations, batch_first=True, total_length=source.shape[1]
-        )
-        mask = padding_mask(lengths, source.shape[1])[:, 0]  # on lengths' device
-        return annotations, torch.cat([final[0], final[1]], dim=-1), mask
+        batch, seq = source.shape
+        embedded = self.source_embedding(source)
+        # Each sequence reversed within its length (the padding stays at the end):
+        # position j <-> length - 1 - j. Both directions then read the real
+        # characters first, so the padding cannot reach a real annotation, and no
+        # packed sequences are needed (on a CPU they cost more than the padding).
+        positions = torch.arange(seq, device=source.device).expand(batch, -1)
+        last = lengths.to(source.device)[:, None] - 1
+        order = torch.where(positions <= last, last - positions, positions)
+        forward, _ = self.encoder_forward(embedded)
+        backward, _ = self.encoder_backward(self._gather(embedded, order))
+        backward = self._gather(backward, order)  # back to the source order
+        mask = padding_mask(lengths, seq)[:, 0]  # (batch, 1, seq), lengths' device
+        annotations = torch.cat([forward, backward], dim=-1) * mask.transpose(1, 2)
+        final_forward = self._gather(forward, last)[:, 0]  # at the last character
+        return annotations, torch.cat([final_forward, backward[:, 0]], dim=-1), mask
+
+    @staticmethod
+    def _gather(x: Tensor, index: Tensor) -> Tensor:
+        """``x[b, index[b, j]]`` for x (batch, seq, width), index (batch, n)."""
+        return x.gather(1, index[..., None].expand(-1, -1, x.shape[-1]))
 
     def decode(
         self, target_in: Tensor, annotations: Tensor, summary: Tensor, mask: Tensor
@@ -286,7 +298,22 @@ class GRUTranslator(nn.Module):
         (batch, steps, seq), or None without attention."""
         self.check_encoded(target_in, annotations, summary, mask)
         state = torch.tanh(self.bridge(summary))[None]  # s_0: (1, batch, hidden)
-        states, _ = self.decoder(self.target_embedding(target_in), state)
+        states, _ = self.decoder(self._step_inputs(target_in, summary), state)
+        return self._predict(states, annotations, summary, mask)
+
+    def _step_inputs(self, target_in: Tensor, summary: Tensor) -> Tensor:
+        """Decoder inputs ``[E y_{i-1}; z]`` (batch, steps, embed + 2 hidden) for
+        the previous characters ``target_in`` (batch, steps) and the summary ``z``
+        (batch, 2 hidden)."""
+        summary = summary[:, None].expand(-1, target_in.shape[1], -1)
+        return torch.cat([self.target_embedding(target_in), summary], dim=-1)
+
+    def _predict(
+        self, states: Tensor, annotations: Tensor, summary: Tensor, mask: Tensor
+    ) -> tuple[Tensor, Tensor | None]:
+        """Logits ``W_o [s_i; c_i]`` (batch, steps, target_vocab) of the decoder
+        ``states`` (batch, steps, hidden) and the attention weights (batch, steps,
+        seq), or None without attention."""
         if self.attention is None:
             context, weights = summary[:, None].expand(-1, states.shape[1], -1), None
         else:
@@ -423,9 +450,10 @@ def greedy_decode(
     """Decode greedily: start from `BOS` and append the most likely next character,
     ``steps`` times.
 
-    Each step runs the decoder over the whole prefix: simple, and cheap for eleven
-    steps (a production decoder would keep the recurrent state, or the keys and
-    values, of the earlier steps). Works with `GRUTranslator` and
+    A `GRUTranslator` keeps its recurrent state from step to step; a
+    `TransformerTranslator` runs its decoder over the whole prefix at each step:
+    simple, and cheap for eleven steps (a production decoder would keep the keys
+    and values of the earlier steps). Works with `GRUTranslator` and
     `TransformerTranslator`. Returns the token ids (batch, steps) and the
     attention weights over the source (batch, steps, seq): the additive attention
     of a `GRUTranslator` (None without attention), the last layer's
@@ -439,14 +467,38 @@ def greedy_decode(
     try:
         encoded = model.encode(source, lengths)
         prefix = torch.full((source.shape[0], 1), BOS, device=source.device)
-        for _ in range(steps):
-            logits, weights = model.decode(prefix, *encoded)
+        if isinstance(model, GRUTranslator):
+            return _greedy_gru(model, prefix, encoded, steps)
+        for step in range(steps):  # the weights of the last step cover every step
+            last = step == steps - 1  # (the others run the fused kernel)
+            logits, weights = model.decode(prefix, *encoded, need_weights=last)
             prefix = torch.cat([prefix, logits[:, -1:].argmax(-1)], dim=1)
     finally:
         model.train(was_training)
-    if isinstance(model, TransformerTranslator):
-        weights = weights[-1].mean(dim=1)
-    return prefix[:, 1:], weights
+    return prefix[:, 1:], weights[-1].mean(dim=1)
+
+
+def _greedy_gru(
+    model: GRUTranslator,
+    token: Tensor,
+    encoded: tuple[Tensor, Tensor, Tensor],
+    steps: int,
+) -> tuple[Tensor, Tensor | None]:
+    """`greedy_decode` for a `GRUTranslator`, one step at a time: the recurrent
+    state carries the prefix, so each step runs the decoder once."""
+    annotations, summary, mask = encoded
+    model.check_encoded(token, annotations, summary, mask)
+    state = torch.tanh(model.bridge(summary))[None]
+    ids, weights = [], []
+    for _ in range(steps):
+        out, state = model.decoder(model._step_inputs(token, summary), state)
+        logits, step_weights = model._predict(out, annotations, summary, mask)
+        token = logits.argmax(-1)
+        ids.append(token)
+        weights.append(step_weights)
+    if model.attention is None:
+        return torch.cat(ids, dim=1), None
+    return torch.cat(ids, dim=1), torch.cat(weights, dim=1)
 
 
 def sequence_loss(model: nn.Module, pairs: list[tuple[str, str]]) -> Tensor:
