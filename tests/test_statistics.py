@@ -57,6 +57,21 @@ def test_coverage_is_close_to_the_level():
     assert 176 <= covered <= 200, covered
 
 
+def test_with_few_seeds_that_dominate_the_interval_is_too_narrow():
+    # The documented limit: 5 seeds that differ much more than the items do.
+    # Resampling 5 seeds keeps 4/5 of their variance, so fewer than 95% of the
+    # intervals cover the true mean (172 of 200 here), but far more than half.
+    covered = 0
+    for trial in range(200):
+        g = torch.Generator().manual_seed(5000 + trial)
+        seed_effect = 0.3 * torch.randn(5, 1, generator=g)
+        item_effect = 0.1 * torch.randn(1, 60, generator=g)
+        noise = 0.1 * torch.randn(5, 60, generator=g)
+        estimate = bootstrap_mean(0.3 + seed_effect + item_effect + noise, draws=400)
+        covered += estimate.low <= 0.3 <= estimate.high
+    assert 150 <= covered <= 185, covered
+
+
 def test_a_paired_difference_is_resolved_only_when_it_should_be():
     base = normal(3, 5, 100)
     better = base + 0.2 + 0.05 * normal(4, 5, 100)  # same seeds and items, +0.2
