@@ -462,7 +462,7 @@ def chunked_attention(
     """Scaled dot-product attention computed block by block with the online softmax.
 
     Queries and keys are processed in blocks of ``chunk_size``; for each query
-    block, a running maximum ``m``, a running normaliser and a running output
+    block, a running maximum ``m``, a running normaliser ``ell`` and a running output
     are rescaled by ``exp(m_old - m_new)`` whenever a key block raises the maximum
     (Milakov & Gimelshein, 2018; Rabe & Staats, 2021; the idea behind
     FlashAttention, Dao et al., 2022). The result equals
@@ -509,7 +509,7 @@ def chunked_attention(
         rows = q_block.shape[-2]
         q_last = q_start + rows - 1
         m = torch.full((*lead, rows, 1), -math.inf, dtype=wide, device=q.device)
-        total = torch.zeros((*lead, rows, 1), dtype=wide, device=q.device)
+        ell = torch.zeros((*lead, rows, 1), dtype=wide, device=q.device)
         acc = torch.zeros((*lead, rows, v.shape[-1]), dtype=wide, device=q.device)
         for k_start in range(0, k_len, chunk_size):
             k_last = min(k_start + chunk_size, k_len) - 1
@@ -533,9 +533,9 @@ def chunked_attention(
             safe = torch.where(m_new == -math.inf, 0.0, m_new)
             p = torch.exp(scores - safe)  # masked scores: exp(-inf) = 0
             correction = torch.exp(m - safe)  # exp(-inf) = 0 on the first block
-            total = total * correction + p.sum(dim=-1, keepdim=True, dtype=wide)
+            ell = ell * correction + p.sum(dim=-1, keepdim=True, dtype=wide)
             acc = acc * correction + p @ v_block.to(wide)
             m = m_new
-        block_output = acc / total.clamp_min(torch.finfo(wide).tiny)  # masked rows: 0
+        block_output = acc / ell.clamp_min(torch.finfo(wide).tiny)  # masked rows: 0
         output[..., q_start : q_start + rows, :] = block_output.to(q.dtype)
     return output
