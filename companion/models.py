@@ -1,7 +1,8 @@
 """Small Transformers assembled from the course's parts (Part 5 onwards).
 
 `TransformerBlock` is a pre-norm encoder (or, with ``causal``, decoder-only)
-block and `TransformerDecoderBlock` adds cross-attention over an encoder's
+block, `PostNormTransformerBlock` the post-norm block of the Transformer paper and
+of BERT, and `TransformerDecoderBlock` adds cross-attention over an encoder's
 states; `TransformerEncoder` adds token embeddings and a positional scheme chosen
 by one argument (a name from `companion.positional.SCHEMES`);
 `TransformerClassifier` and `TransformerLanguageModel` put a head on top.
@@ -37,6 +38,7 @@ from companion.validation import (
     check_encoding_sizes,
     check_lengths,
     check_mask,
+    check_mean_pooling_inputs,
     check_module_input,
     check_positive_number,
     check_sequence,
@@ -90,6 +92,7 @@ class TransformerBlock(nn.Module):
         self.norm2 = nn.LayerNorm(d_model)
         self.linear1 = nn.Linear(d_model, d_ff)
         self.linear2 = nn.Linear(d_ff, d_model)
+        self.activation = F.relu  # the GELU in BERT's PostNormTransformerBlock
         self.t5_bias = (
             RelativePositionBias(num_heads, bidirectional=not causal)
             if position == "t5"
@@ -125,7 +128,7 @@ class TransformerBlock(nn.Module):
     def feed_forward(self, x: Tensor) -> Tensor:
         """The position-wise network ``W_2 relu(W_1 x + b_1) + b_2`` (Vaswani et
         al., 2017, eq. 2), with dropout on the hidden layer in training."""
-        return self.linear2(self.dropout(F.relu(self.linear1(x))))
+        return self.linear2(self.dropout(self.activation(self.linear1(x))))
 
     def position_arguments(
         self, q_len: int, k_len: int, like: Tensor, scale: float
@@ -163,6 +166,50 @@ class TransformerBlock(nn.Module):
         if mask is not None:
             batch, seq, _ = x.shape
             check_mask(mask, (batch, self.attention.num_heads, seq, seq))
+
+
+class PostNormTransformerBlock(TransformerBlock):
+    """A post-norm Transformer block: ``LN(x + Attention(x))``, then ``LN(x + FFN(x))``.
+
+    The order of Vaswani et al. (2017, section 3.1), "LayerNorm(x + Sublayer(x))",
+    and of BERT (Devlin et al., 2019), whose feed-forward network uses the GELU
+    (Hendrycks & Gimpel, 2016) where the Transformer paper has the ReLU:
+    ``activation`` is ``"relu"`` or ``"gelu"``; ``eps`` is the layer
+    normalisation's (BERT's is 1e-12). Attention, feed-forward network and input
+    checks are `TransformerBlock`'s; no positional scheme acts inside it (BERT
+    adds learned positions to the input). Part 6, chapter 5.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        d_ff: int,
+        activation: str = "relu",
+        eps: float = 1e-5,
+        dropout: float = 0.0,
+    ):
+        super().__init__(d_model, num_heads, d_ff, dropout=dropout)
+        check_choice(activation, ACTIVATIONS, "activation")
+        check_positive_number(eps, "eps")
+        self.activation = ACTIVATIONS[activation]
+        self.norm1.eps = self.norm2.eps = eps
+
+    def forward(
+        self, x: Tensor, mask: Tensor | None = None, need_weights: bool = True
+    ) -> tuple[Tensor, Tensor | None]:
+        """Return ``(output, attention weights)`` as `TransformerBlock` does."""
+        self.check_inputs(x, mask)
+        attended, weights = self.attention(
+            x, x, x, mask=mask, need_weights=need_weights
+        )
+        x = self.norm1(x + self.dropout(attended))
+        return self.norm2(x + self.dropout(self.feed_forward(x))), weights
+
+
+#: The feed-forward activations of `PostNormTransformerBlock`: the exact GELU,
+#: ``x Phi(x)``, as BERT's reference code and ``nn.GELU()`` compute it.
+ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 
 
 class TransformerDecoderBlock(TransformerBlock):
@@ -360,8 +407,18 @@ class TransformerClassifier(nn.Module):
         check_lengths(lengths, tokens.shape[1], batch=tokens.shape[0])
         keep = padding_mask(lengths, tokens.shape[1])  # (batch, 1, 1, seq)
         hidden, _ = self.encoder(tokens, keep, need_weights=False)
-        real = keep[:, 0, 0, :, None].to(hidden.dtype)  # (batch, seq, 1)
-        return self.head((hidden * real).sum(dim=1) / real.sum(dim=1))
+        return self.head(mean_over_tokens(hidden, lengths))
+
+
+def mean_over_tokens(hidden: Tensor, lengths: Tensor) -> Tensor:
+    """The average of the states ``hidden`` (batch, seq, d_model) of sequence ``b``
+    over its first ``lengths[b]`` positions, the real tokens before the padding:
+    (batch, d_model). The padding's states cannot change it. Mean pooling, as in
+    Sentence-BERT (Reimers & Gurevych, 2019) and the classifier above."""
+    check_mean_pooling_inputs(hidden, lengths)
+    real = padding_mask(lengths, hidden.shape[1])[:, 0, 0, :, None]  # (batch, seq, 1)
+    share = real.to(hidden.dtype) / lengths[:, None, None].to(hidden.dtype)
+    return (hidden * share).sum(dim=1)  # weights <= 1: no overflow in half precision
 
 
 class TransformerLanguageModel(nn.Module):

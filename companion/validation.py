@@ -180,9 +180,22 @@ def check_token_ids(
         )
     if max_len is not None and tokens.shape[1] > max_len:
         raise ValueError(
-            f"{name} has {tokens.shape[1]} positions, more than max_len={max_len}"
+            f"{name} has {tokens.shape[1]} positions, but the learned position "
+            f"table has {max_len} rows (max_len): there is no embedding for "
+            f"position {max_len} onwards"
         )
     check_ids(tokens, vocab_size, name)
+
+
+def check_positions_of(positions: object, tokens: Tensor) -> None:
+    """Raise unless ``positions``, the position ids of ``tokens`` (batch, seq), is
+    an integer tensor of shape (seq,) or (batch, seq)."""
+    check_index_tensor(positions, "positions", ndim=(1, 2))
+    if positions.shape not in (tokens.shape[1:], tokens.shape):
+        raise ValueError(
+            f"positions must have shape {_shape(tokens)[1:]} or {_shape(tokens)}, "
+            f"the shape of tokens, got {_shape(positions)}"
+        )
 
 
 def check_lengths(
@@ -277,6 +290,14 @@ def check_sequence(x: object, d_model: int, name: str = "x") -> None:
             f"got {_shape(x)}"
         )
     check_finite(x, name)
+
+
+def check_mean_pooling_inputs(hidden: object, lengths: object) -> None:
+    """Raise unless ``hidden`` is a finite float tensor (batch, seq, d_model), all
+    three at least 1, and ``lengths`` (batch,) integers in ``[1, seq]``."""
+    check_float_tensor(hidden, "hidden", ndim=(3,))
+    check_sequence(hidden, hidden.shape[-1], "hidden")
+    check_lengths(lengths, hidden.shape[1], batch=hidden.shape[0])
 
 
 def check_module_input(x: object, like: Tensor, name: str = "x") -> None:
