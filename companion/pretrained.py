@@ -116,7 +116,9 @@ class BertEncoder(nn.Module):
         eps: float = 1e-12,
     ):
         super().__init__()
-        check_sizes(vocab_size=vocab_size, num_layers=num_layers)
+        check_sizes(
+            vocab_size=vocab_size, d_model=d_model, num_layers=num_layers, d_ff=d_ff
+        )
         self.vocab_size = vocab_size
         self.token_embedding = nn.Embedding(vocab_size, d_model)
         self.positions = LearnedPositionalEmbedding(max_len, d_model)

@@ -46,6 +46,7 @@ from companion import (
     measure,
     models,
     positional,
+    pretrained,
     softmax,
     statistics,
     training,
@@ -60,6 +61,7 @@ MODULES = (
     positional,
     variants,
     models,
+    pretrained,
     training,
     measure,
     statistics,
@@ -1889,6 +1891,179 @@ ENTRIES += [
 ]
 
 
+# Entries: the post-norm block, mean pooling and the pretrained encoder (random
+# weights here, so that the sweep stays fast; test_pretrained.py checks the real
+# ones against transformers and sentence-transformers)
+
+BERT_INIT = {**BLOCK_INIT, "vocab_size": "vocab_size", "num_layers": "num_layers"}
+BERT_INIT["max_len"] = "max_len"
+
+
+def bert_args(**extra):
+    return {
+        **{k: v for k, v in encoder_args().items() if k != "position"},
+        "lengths": torch.tensor([4, 2]),
+        "positions": torch.tensor([3, 0, 1, 2]),
+        **extra,
+    }
+
+
+BERT_KINDS = {
+    **{k: v for k, v in ENCODER_KINDS.items() if k != "position"},
+    "lengths": Ids(5, low=1),
+    "positions": Ids(6),
+}
+
+
+@functools.cache
+def minilm_tokenizer():
+    return pretrained.load_minilm().tokenizer
+
+
+def sentence_encoder_args(**extra):
+    torch.default_generator.manual_seed(0)  # CPU only: fast
+    encoder = pretrained.BertEncoder(7, 8, 2, 1, 16, max_len=6)
+    return {"encoder": encoder, "tokenizer": minilm_tokenizer(), **extra}
+
+
+def ref_mean_over_tokens(hidden, lengths):
+    return torch.stack(
+        [h[:n].mean(0) for h, n in zip(hidden, lengths.tolist(), strict=True)]
+    )
+
+
+def prop_tokenized(result, sentences, **_):
+    tokens, lengths = result
+    assert tokens.shape == (len(sentences), int(lengths.max())), "padded to the longest"
+    for row, n in zip(tokens.tolist(), lengths.tolist(), strict=True):
+        assert row[0] == 101 and row[n - 1] == 102, "[CLS] ... [SEP]"
+        assert all(i == 0 for i in row[n:]), "[PAD] after the sentence"
+
+
+def prop_output_fields(result, last, **_):
+    assert list(result) == ["last", "states", "weights"] and result["last"] is last
+
+
+def prop_model_folder(result):
+    assert (result / "model.safetensors").is_file(), "the weights' folder"
+
+
+def prop_sentence_encoder(result, directory):
+    assert isinstance(result, pretrained.SentenceEncoder) and not result.training
+
+
+def prop_unit_rows(result, **_):
+    norms = result.detach().double().norm(dim=-1)
+    assert torch.allclose(
+        norms, torch.ones_like(norms), atol=TOLERANCE[result.dtype][1]
+    )
+
+
+ENTRIES += [
+    E(
+        "models.PostNormTransformerBlock",
+        models.PostNormTransformerBlock,
+        lambda: block_args(activation="gelu", eps=1e-12),
+        {
+            **{k: v for k, v in BLOCK_KINDS.items() if k != "position"},
+            "activation": CHOICE,
+            "eps": NUMBER,
+        },
+        SAME,
+        init={**BLOCK_INIT, "activation": "activation", "eps": "eps"},
+    ),
+    E(
+        "models.PostNormTransformerBlock",
+        models.PostNormTransformerBlock,
+        lambda: block_args(activation="relu", need_weights=False),
+        {"x": FLOAT, "mask": MASK},
+        manual,
+        init={**BLOCK_INIT, "activation": "activation"},
+        tag="relu, fused",
+    ),
+    E(
+        "models.mean_over_tokens",
+        models.mean_over_tokens,
+        lambda: {"hidden": rnd(2, 4, 3), "lengths": torch.tensor([4, 2])},
+        {"hidden": FLOAT, "lengths": Ids(5, low=1)},
+        fn(ref_mean_over_tokens),
+    ),
+    E(
+        "pretrained.BertEncoder",
+        pretrained.BertEncoder,
+        bert_args,
+        BERT_KINDS,
+        SAME,
+        init=BERT_INIT,
+    ),
+    E(
+        "pretrained.BertEncoder",
+        pretrained.BertEncoder,
+        lambda: {
+            k: v for k, v in bert_args(need_weights=False).items() if k != "lengths"
+        },
+        {k: v for k, v in BERT_KINDS.items() if k != "lengths"},
+        SAME,
+        init=BERT_INIT,
+        tag="fused",
+    ),
+    E(
+        "pretrained.BertEncoder",
+        pretrained.BertEncoder,
+        lambda: {k: v for k, v in bert_args().items() if k != "lengths"},
+        {k: v for k, v in BERT_KINDS.items() if k != "lengths"},
+        SAME,
+        init=BERT_INIT,
+        method="embed",
+    ),
+    E(
+        "pretrained.SentenceEncoder",
+        pretrained.SentenceEncoder,
+        lambda: sentence_encoder_args(
+            tokens=ids(2, 4, high=7),
+            lengths=torch.tensor([4, 2]),
+            positions=torch.tensor([3, 0, 1, 2]),
+        ),
+        {"tokens": Ids(7), "lengths": Ids(5, low=1), "positions": Ids(6)},
+        SAME,
+        init={"encoder": "encoder", "tokenizer": "tokenizer"},
+        prop=prop_unit_rows,
+    ),
+    E(
+        "pretrained.SentenceEncoder",
+        pretrained.SentenceEncoder,
+        lambda: sentence_encoder_args(sentences=["The cat sat.", "", "Ça va ?"]),
+        {"sentences": TEXTS},
+        prop=prop_tokenized,
+        init={"encoder": "encoder", "tokenizer": "tokenizer"},
+        method="tokenize",
+    ),
+    E(
+        "pretrained.EncoderOutput",
+        pretrained.EncoderOutput,
+        lambda: {"last": rnd(1, 2, 3), "states": [], "weights": []},
+        {},
+        prop=prop_output_fields,
+        init={"last": "last", "states": "states", "weights": "weights"},
+        method="_asdict",
+    ),
+    E(
+        "pretrained.minilm_directory",
+        pretrained.minilm_directory,
+        lambda: {},
+        {},
+        prop=prop_model_folder,
+    ),
+    E(
+        "pretrained.load_minilm",
+        pretrained.load_minilm,
+        lambda: {"directory": None},
+        {},
+        prop=prop_sentence_encoder,
+    ),
+]
+
+
 # Entries: validation (the checks themselves: None or a ValueError naming the argument)
 
 V = validation
@@ -1903,6 +2078,16 @@ def number_check(name: str, kind: str, value: object) -> Entry:
 
 
 ENTRIES += [
+    check(
+        "check_mean_pooling_inputs",
+        lambda: {"hidden": rnd(2, 4, 3), "lengths": torch.tensor([4, 2])},
+        {"hidden": FLOAT, "lengths": Ids(5, low=1)},
+    ),
+    check(
+        "check_positions_of",
+        lambda: {"positions": torch.tensor([2, 0, 1]), "tokens": ids(2, 3, high=7)},
+        {"positions": Ids(3)},
+    ),
     number_check("check_positive_int", SIZE, 3),
     number_check("check_nonnegative_int", NONNEG, 0),
     number_check("check_base", BASE, 100.0),

@@ -25,6 +25,8 @@ from companion import training
 # data that take no tensor and so have no device to follow.
 EXCLUDED = {
     "models.token_embedding": "builds a module (nn.Embedding), like a constructor",
+    "pretrained.load_minilm": "builds a module from files, like a constructor",
+    "pretrained.minilm_directory": "finds a folder: takes no tensor",
     "data.regression_data": "a data generator: takes no tensor",
     "tasks.text.sentiment_data": "a data generator: takes no tensor",
     "tasks.text.read_labelled_csv": "reads a file into tensors: takes no tensor",

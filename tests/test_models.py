@@ -4,18 +4,27 @@ import torch
 from companion.attention import padding_mask
 from companion.models import (
     POSITIONS,
+    PostNormTransformerBlock,
     TransformerBlock,
     TransformerClassifier,
     TransformerDecoderBlock,
     TransformerEncoder,
     TransformerLanguageModel,
+    mean_over_tokens,
 )
 from companion.training import train
 
 
-def copy_into_torch_layer(block):
+def copy_into_torch_layer(block, norm_first=True, **options):
     layer = torch.nn.TransformerEncoderLayer(
-        16, 4, 32, dropout=0.0, batch_first=True, norm_first=True, dtype=torch.float64
+        16,
+        4,
+        32,
+        dropout=0.0,
+        batch_first=True,
+        norm_first=norm_first,
+        dtype=torch.float64,
+        **options,
     )
     a = block.attention
     with torch.no_grad():
@@ -46,6 +55,34 @@ def test_block_equals_torch_encoder_layer():
         ),
     )
     assert torch.allclose(causal(x)[0], expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_post_norm_block_equals_torch_encoder_layer(activation):
+    """Post-norm, as nn.TransformerEncoderLayer's default norm_first=False; with
+    the GELU and eps 1e-12, BERT's block."""
+    torch.manual_seed(0)
+    block = PostNormTransformerBlock(16, 4, 32, activation, eps=1e-12).double()
+    layer = copy_into_torch_layer(
+        block, norm_first=False, activation=activation, layer_norm_eps=1e-12
+    )
+    x = torch.randn(3, 7, 16, dtype=torch.float64)
+    keep = padding_mask(torch.tensor([7, 4, 1]), 7)
+    out, weights = block(x, keep)
+    expected = layer(x, src_key_padding_mask=~keep[:, 0, 0, :])
+    assert torch.allclose(out, expected, atol=1e-12)
+    assert torch.allclose(weights.sum(-1), torch.ones(3, 4, 7, dtype=torch.float64))
+    assert float(weights[1, :, :, 4:].abs().max()) == 0.0  # padding never attended
+
+
+def test_mean_over_tokens_ignores_the_padding():
+    hidden = torch.randn(2, 5, 3)
+    pooled = mean_over_tokens(hidden, torch.tensor([5, 2]))
+    assert torch.allclose(pooled[0], hidden[0].mean(0))
+    assert torch.allclose(pooled[1], hidden[1, :2].mean(0))
+    changed = hidden.clone()
+    changed[1, 2:] = 1e4
+    assert torch.equal(mean_over_tokens(changed, torch.tensor([5, 2]))[1], pooled[1])
 
 
 @pytest.mark.parametrize("position", POSITIONS)
