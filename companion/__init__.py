@@ -11,6 +11,8 @@ Modules, by idea:
 - ``companion.variants``: local, sparse, linear, graph and non-local attention.
 - ``companion.models``: the Transformer block, encoder, classifier and language
   model, with the positional scheme as one argument.
+- ``companion.pretrained``: all-MiniLM-L6-v2, a real pretrained BERT-style
+  sentence encoder, loaded into the course's own layers.
 - ``companion.training``: seeding and a small training loop.
 - ``companion.tasks``: the applications of Part 6 (``text``, ``translation``,
   ``vision``, ``recommendation``): data generators, models and metrics, built on
