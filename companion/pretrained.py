@@ -30,6 +30,7 @@ from companion.validation import (
     check_path,
     check_positions_of,
     check_sizes,
+    check_string,
     check_texts,
     check_token_ids,
 )
@@ -55,6 +56,9 @@ MINILM_SIZES = {
     "d_ff": 1536,
     "max_len": 512,
 }
+#: The release truncates a sentence to this many tokens, [CLS] and [SEP] included
+#: (``max_seq_length`` in its sentence_bert_config.json); `SentenceEncoder` does too.
+MINILM_MAX_TOKENS = 256
 #: Names in the release -> names in `BertEncoder` (regular expressions, in order).
 #: The release's ``pooler`` (a layer for BERT's next-sentence task, which the
 #: sentence embeddings do not use) and its constant ``position_ids`` are skipped.
@@ -166,11 +170,18 @@ class SentenceEncoder(nn.Module):
     """A `BertEncoder` whose last states are averaged over the real tokens and
     normalised to length 1: a Sentence-BERT encoder (Reimers & Gurevych, 2019,
     section 3, mean pooling), as all-MiniLM-L6-v2. ``tokenizer`` is the
-    release's WordPiece tokenizer (``tokenizers.Tokenizer``)."""
+    release's WordPiece tokenizer (``tokenizers.Tokenizer``); ``max_tokens`` the
+    length `tokenize` truncates to."""
 
-    def __init__(self, encoder: BertEncoder, tokenizer: Tokenizer):
+    def __init__(
+        self,
+        encoder: BertEncoder,
+        tokenizer: Tokenizer,
+        max_tokens: int = MINILM_MAX_TOKENS,
+    ):
         super().__init__()
-        self.encoder, self.tokenizer = encoder, tokenizer
+        check_sizes(max_tokens=max_tokens)
+        self.encoder, self.tokenizer, self.max_tokens = encoder, tokenizer, max_tokens
 
     def forward(
         self, tokens: Tensor, lengths: Tensor, positions: Tensor | None = None
@@ -180,11 +191,18 @@ class SentenceEncoder(nn.Module):
         last = self.encoder(tokens, lengths, positions, need_weights=False).last
         return F.normalize(mean_over_tokens(last, lengths), dim=-1)
 
-    def tokenize(self, sentences: list[str]) -> tuple[Tensor, Tensor]:
+    def tokenize(
+        self, sentences: list[str], truncate: bool = True
+    ) -> tuple[Tensor, Tensor]:
         """``(tokens, lengths)``: the WordPiece ids of each sentence between [CLS]
         and [SEP], padded with [PAD] (id 0) to the longest, on the weights'
-        device; nothing is truncated."""
+        device. With ``truncate`` a sentence keeps its first ``max_tokens``
+        tokens ([SEP] still last), as the release does; without, none is cut."""
         sentences = check_texts(sentences, "sentences")
+        if truncate:
+            self.tokenizer.enable_truncation(self.max_tokens)
+        else:
+            self.tokenizer.no_truncation()
         ids = [encoding.ids for encoding in self.tokenizer.encode_batch(sentences)]
         device = self.encoder.token_embedding.weight.device
         width = max(len(row) for row in ids)
@@ -193,7 +211,8 @@ class SentenceEncoder(nn.Module):
         return tokens, torch.tensor([len(row) for row in ids], device=device)
 
     def encode(self, sentences: list[str]) -> Tensor:
-        """Unit-length embeddings (len(sentences), d_model) of ``sentences``."""
+        """Unit-length embeddings (len(sentences), d_model) of ``sentences``, each
+        truncated to ``max_tokens`` tokens."""
         with torch.no_grad():
             return self(*self.tokenize(sentences))
 
@@ -224,16 +243,17 @@ def _read_verified(path: Path) -> bytes:
     return data
 
 
-def _course_weight_name(name: str) -> str | None:
-    """The `BertEncoder` parameter that the release's weight ``name`` fills, or
-    None for the weights the encoder does not use."""
+def course_weight_name(name: str) -> str | None:
+    """The `BertEncoder` parameter that the release's weight ``name`` fills
+    (`WEIGHT_NAMES`), or None for the weights the encoder does not use."""
+    check_string(name, "name")
     if SKIPPED.match(name):
         return None
     for pattern, replacement in WEIGHT_NAMES:
         renamed, found = re.subn(pattern, replacement, name)
         if found:
             return renamed
-    raise ValueError(f"unexpected weight {name!r} in the release")
+    raise ValueError(f"name {name!r} is not a weight name of the release")
 
 
 def load_minilm(directory: str | Path | None = None) -> SentenceEncoder:
@@ -247,10 +267,9 @@ def load_minilm(directory: str | Path | None = None) -> SentenceEncoder:
     tokenizer = Tokenizer.from_str(
         _read_verified(directory / "tokenizer.json").decode()
     )
-    tokenizer.no_truncation()  # the file truncates to 128 tokens and pads
-    tokenizer.no_padding()  # to 128; tokenize pads to the longest instead
+    tokenizer.no_padding()  # the file pads to 128; tokenize pads to the longest
     encoder = BertEncoder(**MINILM_SIZES)
-    renamed = {_course_weight_name(name): w for name, w in weights.items()}
+    renamed = {course_weight_name(name): w for name, w in weights.items()}
     renamed.pop(None, None)
     encoder.load_state_dict(renamed)  # strict: every parameter filled, none left
     return SentenceEncoder(encoder, tokenizer).eval()

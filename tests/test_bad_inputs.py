@@ -2048,6 +2048,25 @@ ENTRIES += [
         method="_asdict",
     ),
     E(
+        "pretrained.course_weight_name",
+        pretrained.course_weight_name,
+        lambda: {"name": "encoder.layer.3.attention.self.query.weight"},
+        {"name": TEXT},
+        fn(
+            lambda name: (
+                "blocks.3.attention.q_proj.weight" if "layer.3" in name else None
+            )
+        ),
+    ),
+    E(
+        "pretrained.course_weight_name",
+        pretrained.course_weight_name,
+        lambda: {"name": "pooler.dense.bias"},
+        {},
+        fn(lambda name: None),
+        tag="skipped",
+    ),
+    E(
         "pretrained.minilm_directory",
         pretrained.minilm_directory,
         lambda: {},

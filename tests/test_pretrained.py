@@ -2,6 +2,7 @@
 ``transformers``' BertModel (hidden states and attention weights) and
 ``sentence-transformers`` (sentence embeddings), both reading the same files."""
 
+import json
 import os
 import shutil
 
@@ -84,6 +85,38 @@ def test_sentence_embeddings_equal_sentence_transformers(model):
     assert torch.allclose(ours.norm(dim=1), torch.ones(len(SENTENCES)))
 
 
+def test_long_inputs_are_truncated_as_the_release_does(model):
+    """sentence_bert_config.json truncates to 256 tokens; so does tokenize, and
+    the embeddings of longer texts still equal sentence-transformers'."""
+    config = json.loads((minilm_directory() / "sentence_bert_config.json").read_text())
+    assert model.max_tokens == config["max_seq_length"] == 256
+    texts = [" ".join(SENTENCES[:-1]) * 4, "A short one."]
+    tokens, lengths = model.tokenize(texts)
+    assert lengths.tolist()[0] == 256 and tokens[0, 255] == 102  # [SEP] kept last
+    assert model.tokenize(texts, truncate=False)[1][0] > 256
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    reference = sentence_transformers.SentenceTransformer(
+        str(minilm_directory()), device="cpu"
+    )
+    expected = reference.encode(texts, convert_to_tensor=True)
+    assert (model.encode(texts) - expected).abs().max() <= 1e-6
+
+
+def test_explicit_positions_equal_transformers_position_ids(model, reference_bert):
+    tokens, lengths = model.tokenize(SENTENCES[:4])
+    real = torch.arange(tokens.shape[1]) < lengths[:, None]
+    generator = torch.Generator().manual_seed(0)
+    positions = torch.stack(
+        [torch.randperm(tokens.shape[1], generator=generator) for _ in range(4)]
+    )
+    with torch.no_grad():
+        ours = model.encoder(tokens, lengths, positions).last
+        theirs = reference_bert(
+            input_ids=tokens, attention_mask=real.long(), position_ids=positions
+        ).last_hidden_state
+    assert (ours - theirs)[real].abs().max() <= 1e-5
+
+
 def test_the_quickstart_similarities_are_reproduced(model):
     """The cosine similarities printed in sentence-transformers' quickstart
     (sbert.net, "Quickstart"), to their four decimals."""
@@ -108,11 +141,11 @@ def test_padding_does_not_change_an_embedding(model):
 
 def test_inputs_longer_than_the_position_table_are_refused(model):
     long_text = " ".join(["word"] * 600)
-    tokens, lengths = model.tokenize([long_text])
+    tokens, lengths = model.tokenize([long_text], truncate=False)
     assert tokens.shape[1] == 602  # nothing was truncated
     with pytest.raises(ValueError, match="learned position table has 512 rows"):
         model(tokens, lengths)
-    fits = model.tokenize([" ".join(["word"] * 510)])
+    fits = model.tokenize([" ".join(["word"] * 510)], truncate=False)
     assert model(*fits).shape == (1, 384)
 
 
