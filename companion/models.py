@@ -32,6 +32,7 @@ from companion.positional import (
     rope_queries_and_keys,
     sinusoidal_encoding,
 )
+from companion.softmax import accumulation_dtype
 from companion.validation import (
     check_choice,
     check_dropout,
@@ -417,8 +418,9 @@ def mean_over_tokens(hidden: Tensor, lengths: Tensor) -> Tensor:
     Sentence-BERT (Reimers & Gurevych, 2019) and the classifier above."""
     check_mean_pooling_inputs(hidden, lengths)
     real = padding_mask(lengths, hidden.shape[1])[:, 0, 0, :, None]  # (batch, seq, 1)
-    share = real.to(hidden.dtype) / lengths[:, None, None].to(hidden.dtype)
-    return (hidden * share).sum(dim=1)  # weights <= 1: no overflow in half precision
+    real = real.to(hidden.dtype)
+    total = (hidden * real).sum(dim=1, dtype=accumulation_dtype(hidden.dtype))
+    return (total / real.sum(dim=1)).to(hidden.dtype)  # float32 sums for half inputs
 
 
 class TransformerLanguageModel(nn.Module):
