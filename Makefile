@@ -14,7 +14,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/*/*.ipynb))
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
 .PHONY: help book test lint unit nbval strict-book browser browser-deps execute \
-        execution-times lab serve clean
+        execution-times assignments lab serve clean
 
 help:
 	@echo "make book     build the HTML book into _build/html"
@@ -23,6 +23,7 @@ help:
 	@echo "make execute  re-execute notebooks in place (NB=path/to.ipynb for one)"
 	@echo "make browser  open every page of the built book in headless Chromium and check it"
 	@echo "make execution-times  re-time every notebook, one at a time, for the appendix"
+	@echo "make assignments  build the otter-grader assignments into _build/assignments"
 	@echo "make lab      open JupyterLab on the notebooks"
 	@echo "make serve    serve the built book on http://localhost:8000"
 	@echo "make clean    remove build outputs (keeps .venv)"
@@ -52,7 +53,7 @@ book: $(STAMP) $(VENDOR)/.stamp
 test: lint unit nbval strict-book browser
 
 lint: $(STAMP)
-	$(BIN)/ruff check companion tests notebooks browser book/_ext
+	$(BIN)/ruff check companion tests notebooks browser book/_ext assignments
 
 unit: $(STAMP)
 	$(BIN)/pytest tests
@@ -85,6 +86,12 @@ browser-deps:
 # of the "Execution statistics" appendix.
 execution-times: $(STAMP)
 	$(BIN)/pytest $(NBVAL) notebooks --execution-times book/appendix/execution_times.json
+
+# Every chapter's exercises as an otter-grader assignment: a student notebook (solutions
+# removed, public tests inside) and an autograder (solutions, hidden tests, zip) per
+# chapter, from the tests in assignments/. The instructor's guide explains their use.
+assignments: $(STAMP)
+	$(BIN)/python assignments/build.py
 
 execute: $(STAMP)
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \

@@ -369,6 +369,18 @@ def test_page_reads_as_intended(page, site, driver):
                 problems.append(f"formulas wider than the column: {math['wide']}")
     elif expected:
         problems.append(f"{expected} math elements but no MathJax script")
+    # No button leads to a repository, Binder or Colab when no address is set.
+    if not os.environ.get("COURSE_REPOSITORY"):
+        for button in (
+            "repository-button",
+            "issues-button",
+            "dropdown-launch-buttons",
+            "colab.research.google.com",
+            "mybinder.org",
+        ):
+            if button in source:
+                problems.append(f"{button} shown, but no repository address is set")
+
     text = driver.execute_script(TEXT_JS)
     raw = sorted(
         {text[max(0, m.start() - 30) : m.end() + 30] for m in RAW_TEX.finditer(text)}

@@ -40,6 +40,9 @@ def test(exercise: str, hidden: bool = False) -> Callable[[Callable], Callable]:
     return mark
 
 
+test.__test__ = False  # a decorator, not a pytest test
+
+
 def exercises(notebook: Path) -> dict[str, dict[str, list[str]]]:
     """The exercises of a chapter notebook, in order: label -> ``{"prompt": the
     exercise's text, "code": the worked solution's code cells, "text": its
@@ -72,7 +75,7 @@ def exercises(notebook: Path) -> dict[str, dict[str, list[str]]]:
     return found
 
 
-def assigned_names(code: list[str]) -> set[str]:
+def _assigned_names(code: list[str]) -> set[str]:
     """The names that the code cells ``code`` assign at their top level."""
     names = set()
     for source in code:
@@ -96,9 +99,10 @@ def assigned_names(code: list[str]) -> set[str]:
 def load_tests(chapter: str) -> list[Callable]:
     """The test functions of ``chapter`` (e.g. ``"03_softmax/01_definition"``), in
     the order they are defined in ``assignments/<chapter>.py``."""
+    check_string(chapter, "chapter")
     path = ROOT / "assignments" / f"{chapter}.py"
-    if not path.is_file():
-        raise FileNotFoundError(f"no assignment tests for {chapter}: {path}")
+    if not chapter or not path.is_file():
+        raise ValueError(f"chapter {chapter!r} has no assignment tests: {path}")
     spec = importlib.util.spec_from_file_location(f"assignment_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -109,7 +113,7 @@ def load_tests(chapter: str) -> list[Callable]:
 def answers_of(function: Callable, solution_code: list[str]) -> list[str]:
     """The parameters of the test ``function`` that its exercise's worked solution
     assigns: what the student must provide."""
-    assigned = assigned_names(solution_code)
+    assigned = _assigned_names(solution_code)
     return [p for p in inspect.signature(function).parameters if p in assigned]
 
 
@@ -124,8 +128,8 @@ def check_assignment(namespace: dict, chapter: str) -> None:
     if not (ROOT / "assignments").is_dir():
         print("The assignment tests ship with a clone of the course.")
         return
-    book = exercises(ROOT / "notebooks" / f"{chapter}.ipynb")
     problems, tests = [], load_tests(chapter)
+    book = exercises(ROOT / "notebooks" / f"{chapter}.ipynb")
     for function in tests:
         name = f"{function.exercise}: {function.__name__}"
         if function.exercise not in book:

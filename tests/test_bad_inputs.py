@@ -49,6 +49,7 @@ from companion import (
     pretrained,
     softmax,
     statistics,
+    teaching,
     training,
     validation,
     variants,
@@ -62,6 +63,7 @@ MODULES = (
     variants,
     models,
     pretrained,
+    teaching,
     training,
     measure,
     statistics,
@@ -2079,6 +2081,76 @@ ENTRIES += [
         lambda: {"directory": None},
         {},
         prop=prop_sentence_encoder,
+    ),
+]
+
+
+# Entries: the teaching kit (the first assignment's tests, on a namespace that
+# answers them as the worked solution does)
+
+FIRST_ASSIGNMENT = "03_softmax/01_definition_and_properties"
+
+
+def answered():
+    return {
+        "dominant_logits": torch.tensor([50.0, 0.0, 0.0]),
+        "equal_logits": torch.zeros(3),
+        "inverse_softmax": lambda p, c=0.0: torch.log(p) + c,
+    }
+
+
+def prop_marker(result, exercise, hidden):
+    marked = result(lambda: None)
+    assert marked.exercise == exercise and marked.hidden is hidden
+
+
+def prop_exercises(result, notebook):
+    assert list(result) == ["ex-sigmoid", "ex-lse-gap", "ex-inverse"]
+
+
+def prop_tests(result, chapter):
+    assert {t.exercise for t in result} == {"ex-lse-gap", "ex-inverse"}
+
+
+def prop_checked(result, namespace, chapter):
+    assert result is None
+
+
+ENTRIES += [
+    E(
+        "teaching.test",
+        teaching.test,
+        lambda: {"exercise": "ex-x", "hidden": False},
+        {"exercise": TEXT},
+        prop=prop_marker,
+    ),
+    E(
+        "teaching.exercises",
+        teaching.exercises,
+        lambda: {"notebook": teaching.ROOT / "notebooks" / f"{FIRST_ASSIGNMENT}.ipynb"},
+        {},
+        prop=prop_exercises,
+    ),
+    E(
+        "teaching.load_tests",
+        teaching.load_tests,
+        lambda: {"chapter": FIRST_ASSIGNMENT},
+        {"chapter": TEXT},
+        prop=prop_tests,
+    ),
+    E(
+        "teaching.answers_of",
+        teaching.answers_of,
+        lambda: {"function": lambda square, x0: None, "solution_code": ["square = 1"]},
+        {},
+        fn(lambda function, solution_code: ["square"]),
+    ),
+    E(
+        "teaching.check_assignment",
+        teaching.check_assignment,
+        lambda: {"namespace": answered(), "chapter": FIRST_ASSIGNMENT},
+        {"chapter": TEXT},
+        prop=prop_checked,
     ),
 ]
 

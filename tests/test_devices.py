@@ -27,6 +27,7 @@ EXCLUDED = {
     "models.token_embedding": "builds a module (nn.Embedding), like a constructor",
     "pretrained.load_minilm": "builds a module from files, like a constructor",
     "pretrained.minilm_directory": "finds a folder: takes no tensor",
+    "teaching.check_assignment": "runs assignment tests, which make their own inputs",
     "data.regression_data": "a data generator: takes no tensor",
     "tasks.text.sentiment_data": "a data generator: takes no tensor",
     "tasks.text.read_labelled_csv": "reads a file into tensors: takes no tensor",
