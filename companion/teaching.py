@@ -76,21 +76,27 @@ def exercises(notebook: Path) -> dict[str, dict[str, list[str]]]:
 
 
 def _assigned_names(code: list[str]) -> set[str]:
-    """The names that the code cells ``code`` assign at their top level."""
+    """The names that the code cells ``code`` assign outside functions and classes
+    (at their top level, or inside a top-level ``with``, ``if``, ``for`` or
+    ``try`` block)."""
     names = set()
     for source in code:
         magic = ("%", "!")  # IPython lines are not Python
         lines = [line for line in source.splitlines() if not line.startswith(magic)]
-        for node in ast.parse("\n".join(lines)).body:
+        pending = list(ast.parse("\n".join(lines)).body)
+        while pending:
+            node = pending.pop()
             targets = []
             if isinstance(node, ast.Assign):
                 targets = node.targets
-            elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+            elif isinstance(node, ast.AugAssign | ast.AnnAssign | ast.For):
                 targets = [node.target]
             elif isinstance(node, ast.FunctionDef | ast.ClassDef):
                 names.add(node.name)
-            elif isinstance(node, ast.For):
-                targets = [node.target]
+            elif isinstance(node, ast.With):
+                targets = [i.optional_vars for i in node.items if i.optional_vars]
+            if isinstance(node, ast.With | ast.If | ast.For | ast.Try):
+                pending += node.body + getattr(node, "orelse", [])
             for target in targets:
                 names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
     return names

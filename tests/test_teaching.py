@@ -161,3 +161,15 @@ def test_the_unanswered_student_version_has_no_solution(tmp_path, monkeypatch):
     assert cells.count("...") == 2
     assert set(student["metadata"]["otter"]["tests"]) == {"ex-lse-gap", "ex-inverse"}
     assert list((result / "autograder").glob("*-autograder_*.zip"))
+
+
+def test_answers_assigned_inside_blocks_count():
+    @test("ex-block")
+    def check(before, after, inner):
+        assert before != after
+
+    solution = [
+        "with torch.no_grad():\n    before, after = 1, 2\n"
+        "def helper():\n    inner = 3\n"
+    ]
+    assert answers_of(check, solution) == ["before", "after"]
