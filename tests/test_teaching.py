@@ -173,3 +173,16 @@ def test_answers_assigned_inside_blocks_count():
         "def helper():\n    inner = 3\n"
     ]
     assert answers_of(check, solution) == ["before", "after"]
+
+
+def test_every_chapter_with_exercises_has_an_assignment_that_it_checks():
+    """An assignment file per chapter, and the chapter's last code cell runs its
+    check (so nbval proves the tests honest in make test)."""
+    for notebook in sorted((ROOT / "notebooks").glob("0[1-7]*/*.ipynb")):
+        chapter = notebook.relative_to(ROOT / "notebooks").with_suffix("").as_posix()
+        if not exercises(notebook):
+            continue
+        assert (ROOT / "assignments" / f"{chapter}.py").is_file(), chapter
+        cells = json.loads(notebook.read_text())["cells"]
+        last = "".join([c for c in cells if c["cell_type"] == "code"][-1]["source"])
+        assert f'check_assignment(globals(), "{chapter}")' in last, chapter

@@ -20,9 +20,8 @@ def theme_options(options: dict, address: str) -> dict:
     options = dict(options)
     address = address.strip()
     options["repository_url"] = address
+    options["use_repository_button"] = options["use_issues_button"] = bool(address)
     if not address:
-        options["use_repository_button"] = False
-        options["use_issues_button"] = False
         options["use_edit_page_button"] = False
         launch = dict(options.get("launch_buttons", {}))
         for key in launch:
