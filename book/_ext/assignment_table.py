@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from docutils import nodes
-from sphinx import addnodes
+from execution_statistics import doc_link
 from sphinx.util.docutils import SphinxDirective
 
 from companion.teaching import exercises, load_tests
@@ -61,16 +61,7 @@ class AssignmentTable(SphinxDirective):
                 len(book) - len(tested),
             ]
             totals = [a + b for a, b in zip(totals, counts, strict=True)]
-            link = addnodes.pending_xref(
-                "",
-                nodes.inline(text=docname),
-                refdomain="std",
-                reftype="doc",
-                reftarget="/" + docname,
-                refexplicit=False,
-                refwarn=True,
-                refdoc=self.env.docname,
-            )
+            link = doc_link(docname, self.env.docname)
             texts = [
                 str(counts[0]),
                 str(counts[1]),

@@ -190,17 +190,21 @@ class ExecutionStatistics(SphinxDirective):
                     nodes.Text(" (not in the book yet)"),
                 ),
             )
-        reference = addnodes.pending_xref(
-            "",
-            nodes.inline(text=docname),
-            refdomain="std",
-            reftype="doc",
-            reftarget="/" + docname,
-            refexplicit=False,
-            refwarn=True,
-            refdoc=self.env.docname,
-        )
-        return nodes.entry("", _paragraph(reference))
+        return nodes.entry("", _paragraph(doc_link(docname, self.env.docname)))
+
+
+def doc_link(docname: str, from_docname: str) -> addnodes.pending_xref:
+    """A link to the page ``docname`` showing its title, as ``{doc}`` makes."""
+    return addnodes.pending_xref(
+        "",
+        nodes.inline(text=docname),
+        refdomain="std",
+        reftype="doc",
+        reftarget="/" + docname,
+        refexplicit=False,
+        refwarn=True,
+        refdoc=from_docname,
+    )
 
 
 def setup(app):
