@@ -12,14 +12,24 @@ MERMAID_VERSION := 11.12.1
 VENDOR := _vendor
 NOTEBOOKS := $(sort $(wildcard notebooks/*/*.ipynb))
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
+# The Chinese edition: the same sources and executed notebooks, with the translations
+# of locale/zh_CN/, built into _build/zh and copied to _build/html/zh (the English
+# edition's pages link to it and back; book/_ext/edition.py).
+ZH := _build/zh
+define build_zh
+	$(BIN)/python book/translations.py config zh_CN $(ZH) >/dev/null
+	$(BIN)/jupyter-book build . --config $(ZH)/_config.yml --path-output $(ZH) --builder html $(1)
+	rm -rf _build/html/zh && cp -r $(ZH)/_build/html _build/html/zh
+endef
 
-.PHONY: help book test lint unit nbval strict-book browser browser-deps execute \
-        execution-times assignments lab serve clean
+.PHONY: help book test lint unit translations check-translations nbval strict-book browser \
+        browser-deps execute execution-times assignments lab serve clean
 
 help:
-	@echo "make book     build the HTML book into _build/html"
+	@echo "make book     build the HTML book into _build/html, its Chinese edition into _build/html/zh"
 	@echo "make test     lint, unit tests, re-run every notebook (nbval), strict book build,"
 	@echo "              then every page checked in a real browser (make browser)"
+	@echo "make translations  update the Chinese catalogues in locale/zh_CN/ after an English change"
 	@echo "make execute  re-execute notebooks in place (NB=path/to.ipynb for one)"
 	@echo "make browser  open every page of the built book in headless Chromium and check it"
 	@echo "make execution-times  re-time every notebook, one at a time, for the appendix"
@@ -47,10 +57,12 @@ $(VENDOR)/.stamp: Makefile
 
 book: $(STAMP) $(VENDOR)/.stamp
 	$(BIN)/jupyter-book build . --builder html
-	@echo "Open _build/html/index.html, or run 'make serve' (diagrams need a local server)."
+	$(call build_zh,)
+	@echo "Open _build/html/index.html (中文版: _build/html/zh/index.html), or run 'make serve'"
+	@echo "(diagrams need a local server)."
 
 # In this order (browser reads what strict-book built; do not use make -j here).
-test: lint unit nbval strict-book browser
+test: lint unit check-translations nbval strict-book browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check companion tests notebooks browser book/_ext assignments
@@ -64,6 +76,17 @@ nbval: $(STAMP)
 
 strict-book: $(STAMP) $(VENDOR)/.stamp
 	$(BIN)/jupyter-book build . --builder html --all -W -n --keep-going
+	$(call build_zh,--all -W -n --keep-going)
+
+# Extract the book's messages and merge them into locale/zh_CN/LC_MESSAGES/*.po: new
+# messages arrive untranslated, changed ones fuzzy (with the old English beside them).
+translations: $(STAMP)
+	$(BIN)/python book/translations.py update
+
+# Fails, naming page and message, unless every message has a current translation that
+# keeps the English's formulas, numbers, references and links.
+check-translations: $(STAMP)
+	$(BIN)/python book/translations.py check
 
 # The reader's view: serve _build/html on localhost, open every page in headless
 # Chromium (Debian's chromium and chromium-driver) and check math, figures, diagrams,
@@ -71,15 +94,17 @@ strict-book: $(STAMP) $(VENDOR)/.stamp
 browser: $(STAMP) browser-deps
 	$(BIN)/pytest browser
 
-# Installs Debian's chromium and chromium-driver when either is missing (needs root
-# or sudo, and apt); does nothing when both are there.
+# Installs Debian's chromium, chromium-driver and a font with Chinese glyphs
+# (fonts-noto-cjk, for the Chinese edition) when one is missing (needs root or sudo,
+# and apt); does nothing when all are there.
 browser-deps:
-	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
+	    || [ -z "$$(fc-list :lang=zh 2>/dev/null)" ]; then \
 	    sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	    export DEBIAN_FRONTEND=noninteractive; \
-	    $$sudo apt-get install -y chromium chromium-driver \
-	    || { $$sudo apt-get update && \
-	         $$sudo apt-get install -y chromium chromium-driver; }; \
+	    packages="chromium chromium-driver fonts-noto-cjk"; \
+	    $$sudo apt-get install -y $$packages \
+	    || { $$sudo apt-get update && $$sudo apt-get install -y $$packages; }; \
 	fi
 
 # Re-time every notebook alone (no parallel workers) into the committed fallback

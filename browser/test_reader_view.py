@@ -12,11 +12,20 @@ Run by `make browser` (the last step of `make test`, after the strict book build
 - every mermaid diagram rendered (an `<svg>` inside each `.mermaid`, not mermaid's
   error diagram);
 - no request left the machine (Chrome's Network events: only 127.0.0.1/localhost
-  and the browser's own `data:`, `blob:`, `about:` and `chrome:` URLs).
+  and the browser's own `data:`, `blob:`, `about:` and `chrome:` URLs);
+- no Markdown was left unparsed in the text (`**`, a backtick, a MyST role);
+- it is in its edition's language (`<html lang>`) and its header links to the same
+  page in the other edition, which links back;
+- in the Chinese edition (`_build/html/zh/`), Chinese characters are drawn with a
+  real font, not as empty boxes.
 
-Two screenshots go to `_build/screenshots/`. Driven by Selenium with Debian's
-chromium and chromium-driver (same package version, so they always match); override
-the paths with the CHROMIUM and CHROMEDRIVER environment variables.
+Both editions' searches find a word of their language; following the language links
+goes from one edition to the other and back.
+
+Screenshots of a landing page and a chapter of each edition go to
+`_build/screenshots/`. Driven by Selenium with Debian's chromium and chromium-driver
+(same package version, so they always match); override the paths with the CHROMIUM
+and CHROMEDRIVER environment variables.
 """
 
 from __future__ import annotations
@@ -31,12 +40,13 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = Path(os.environ.get("BOOK_HTML", ROOT / "_build" / "html"))
@@ -46,31 +56,54 @@ SCREENSHOTS = ROOT / "_build" / "screenshots"
 SCREENSHOT_PAGES = {
     "landing": "book/index.html",
     "chapter": "notebooks/03_softmax/01_definition_and_properties.html",
+    "landing-zh": "zh/book/index.html",
+    "chapter-zh": "zh/notebooks/03_softmax/01_definition_and_properties.html",
 }
+# The editions: folder under _build/html and the language of its pages.
+EDITIONS = {"": "en", "zh/": "zh-CN"}
+# A word each edition's search must find.
+SEARCH_WORDS = {"": "softmax", "zh/": "注意力"}
 PAGE_LOAD_TIMEOUT = 60  # seconds, for one page and its scripts
 RENDER_TIMEOUT = 30  # seconds, for MathJax's typesetting and mermaid's diagrams
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 # Raw TeX that MathJax would have replaced, looked for in the page's text outside code.
 RAW_TEX = re.compile(r"\$\$|\\\(|\\\)|\\\[|\\\]|\\begin\{|\\end\{")
+# Markdown a parser would have consumed: emphasis, inline code, a MyST role.
+RAW_MARKDOWN = re.compile(r"\*\*|`|\{(?:glue|doc|ref|eq|cite|numref|term|math)[:}]")
 
 
 def built_pages() -> list[str]:
-    """Every HTML page of the current build, relative to `_build/html`.
+    """Every HTML page of the current build of both editions, relative to `_build/html`.
 
-    The documents come from the search index the build wrote (so a page left over
+    The documents come from the search index each build wrote (so a page left over
     from an older build is not checked); the generated pages (indices, search,
-    the redirecting root page) are the top-level HTML files.
+    the redirecting root page) are the top-level HTML files of each edition.
     """
-    index = HTML / "searchindex.js"
-    if not index.is_file():
-        return []
-    text = index.read_text(encoding="utf-8")
-    data = json.loads(text[text.index("(") + 1 : text.rindex(")")])
-    pages = {f"{name}.html" for name in data["docnames"]}
-    pages |= {p.name for p in HTML.glob("*.html")}
+    pages = set()
+    for edition in EDITIONS:
+        index = HTML / edition / "searchindex.js"
+        if not index.is_file():
+            continue
+        text = index.read_text(encoding="utf-8")
+        data = json.loads(text[text.index("(") + 1 : text.rindex(")")])
+        pages |= {f"{edition}{name}.html" for name in data["docnames"]}
+        pages |= {edition + p.name for p in (HTML / edition).glob("*.html")}
     missing = sorted(p for p in pages if not (HTML / p).is_file())
     assert not missing, f"pages in the search index but not on disk: {missing}"
     return sorted(pages)
+
+
+def edition_of(page: str) -> str:
+    return "zh/" if page.startswith("zh/") else ""
+
+
+def edition_link(page: str) -> str | None:
+    """The page (relative to `_build/html`) that `page`'s language link leads to."""
+    source = (HTML / page).read_text(encoding="utf-8")
+    link = re.search(r'<a href="([^"]+)" class="btn btn-sm edition-link"', source)
+    if not link:
+        return None
+    return os.path.normpath(os.path.join(os.path.dirname(page), link.group(1)))
 
 
 PAGES = built_pages()
@@ -253,6 +286,26 @@ while (walker.nextNode()) {
 return parts.join(' ');
 """
 
+# Two different Chinese characters of the page, drawn in the page's font: a font that
+# lacks them draws both as the same empty box. Control: two private-use characters,
+# which no font has, must come out the same.
+CJK_GLYPHS_JS = """
+const text = arguments[0];
+const chars = Array.from(new Set(text.match(/[\\u4e00-\\u9fff]/g) || [])).slice(0, 2);
+const font = getComputedStyle(document.body).fontFamily;
+const draw = (c) => {
+  const canvas = document.createElement('canvas');
+  canvas.width = canvas.height = 48;
+  const ctx = canvas.getContext('2d');
+  ctx.font = '32px ' + font;
+  ctx.fillText(c, 4, 36);
+  return canvas.toDataURL();
+};
+return {chars: chars.join(''),
+        same: chars.length < 2 || draw(chars[0]) === draw(chars[1]),
+        controlSame: draw('\\ue000') === draw('\\ue001')};
+"""
+
 # Mermaid renders diagrams hidden at load time (a closed dropdown) only once they
 # become visible: open their dropdowns and scroll them into view.
 MERMAID_REVEAL_JS = """
@@ -387,6 +440,32 @@ def test_page_reads_as_intended(page, site, driver):
     )
     if raw:
         problems.append(f"raw TeX left in the text: {raw[:5]}")
+    markdown = sorted(
+        {text[max(0, m.start() - 30) : m.end() + 30]
+         for m in RAW_MARKDOWN.finditer(text)}
+    )
+    if markdown:
+        problems.append(f"unparsed Markdown in the text: {markdown[:5]}")
+
+    # Language: <html lang>, and the header link to the same page in the other
+    # edition, which links back here.
+    edition = edition_of(final)
+    lang = driver.execute_script("return document.documentElement.lang")
+    if lang != EDITIONS[edition]:
+        problems.append(f"<html lang={lang!r}>, expected {EDITIONS[edition]!r}")
+    other = edition_link(final)
+    if other is None:
+        problems.append("no link to the other edition in the header")
+    elif edition_of(other) == edition or not (HTML / other).is_file():
+        problems.append(f"the language link leads to {other}, not the other edition")
+    elif edition_link(other) != final:
+        problems.append(f"{other} links back to {edition_link(other)}, not here")
+    if edition == "zh/":
+        glyphs = driver.execute_script(CJK_GLYPHS_JS, text)
+        if not glyphs["controlSame"]:
+            problems.append("the check for missing glyphs is broken (control differs)")
+        elif glyphs["same"]:
+            problems.append(f"Chinese drawn as empty boxes: {glyphs['chars']}")
 
     # Mermaid: every diagram in the HTML became an SVG (not mermaid's error diagram).
     expected_diagrams = len(re.findall(r'<pre\s+class="mermaid"', source))
@@ -461,8 +540,45 @@ return false;
 """
 
 
+def test_both_editions_were_built():
+    for edition, lang in EDITIONS.items():
+        assert (HTML / edition / "searchindex.js").is_file(), (
+            f"no {lang} edition in {HTML / edition}: run `make book` first"
+        )
+
+
+@pytest.mark.parametrize("edition", list(EDITIONS))
+def test_search_finds_a_word_of_the_edition(edition, site, driver):
+    """Sphinx's search, in the Chinese edition with words segmented by jieba."""
+    word = SEARCH_WORDS[edition]
+    driver.get(f"{site}{edition}search.html?q={quote(word)}")
+    deadline = time.monotonic() + RENDER_TIMEOUT
+    found = 0
+    while time.monotonic() < deadline and not found:
+        time.sleep(0.2)
+        found = driver.execute_script(
+            "return document.querySelectorAll('#search-results li').length"
+        )
+    assert found >= 5, f"{EDITIONS[edition]} search for {word!r}: {found} pages found"
+
+
+def test_language_links_lead_there_and_back(site, driver):
+    """Clicking the header's language link twice comes back to the same page."""
+    page = "notebooks/01_introduction/01_what_is_attention.html"
+    _open(driver, site, page)
+    for expected, lang in ((f"zh/{page}", "zh-CN"), (page, "en")):
+        driver.find_element(By.CSS_SELECTOR, "a.edition-link").click()
+        deadline = time.monotonic() + PAGE_LOAD_TIMEOUT
+        while driver.current_url != site + expected:
+            assert time.monotonic() < deadline, (
+                f"the language link led to {driver.current_url}, not {expected}"
+            )
+            time.sleep(0.05)
+        assert driver.execute_script("return document.documentElement.lang") == lang
+
+
 def test_screenshots(site, driver):
-    """Screenshots for a person to look at: the landing page and a chapter."""
+    """Screenshots for a person to look at: a landing page and a chapter per edition."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for name, page in SCREENSHOT_PAGES.items():
         if not (HTML / page).is_file():
@@ -477,7 +593,7 @@ def test_screenshots(site, driver):
             f"MathJax did not finish on {page}"
         )
         _wait_for(driver, IMAGES_JS, "loading the images", page)
-        if name == "chapter":
+        if name.startswith("chapter"):
             driver.execute_script(SCROLL_TO_EQUATION_AND_FIGURE_JS)
             time.sleep(0.3)  # let the theme's scroll-linked header settle
         path = SCREENSHOTS / f"{name}.png"

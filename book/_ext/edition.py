@@ -1,0 +1,94 @@
+"""The book in two languages: links between the editions, and translated notebooks.
+
+The English edition is built into ``_build/html/`` and the Chinese one, from the
+same executed notebooks and the catalogues in ``locale/zh_CN/``, into
+``_build/html/zh/`` (see ``book/translations.py`` and the Makefile). This
+extension
+
+- puts a link to the same page in the other edition in every page's header
+  (and ``<link rel="alternate" hreflang>`` in its head);
+- gives the role ``{other-edition}`text``` for a link in running text;
+- lets translated paragraphs of notebook pages paste glued numbers: Sphinx parses a
+  translated message as a small document of its own, which does not hold the
+  notebook's glue data, so ``{glue:text}`key``` would paste nothing. The message is
+  parsed with the key qualified by its notebook (``{glue:text}`page.ipynb::key```),
+  which myst-nb resolves from its glue cache after reading.
+
+Registered in `_config.yml` under ``sphinx: local_extensions``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import sphinx.transforms.i18n
+from docutils import nodes
+
+# The editions: Sphinx language, folder under _build/html, hreflang, link label.
+EDITIONS = {
+    "en": ("", "en", "English"),
+    "zh_CN": ("zh", "zh-CN", "中文"),
+}
+GLUE_ROLE = re.compile(r"(\{glue(?::\w+)?\}`)(?![^`]*::)")
+
+
+def edition_of(language: str | None) -> str:
+    return "zh_CN" if (language or "en").startswith("zh") else "en"
+
+
+def other_edition(language: str | None) -> str:
+    return "en" if edition_of(language) == "zh_CN" else "zh_CN"
+
+
+def other_edition_url(language: str | None, pagename: str) -> str:
+    """Relative URL of ``pagename`` in the other edition, from that page in this one."""
+    up = "../" * (pagename.count("/") + bool(EDITIONS[edition_of(language)][0]))
+    folder = EDITIONS[other_edition(language)][0]
+    return f"{up}{folder + '/' if folder else ''}{pagename}.html"
+
+
+def qualified_glue_keys(source: str, source_path: str) -> str:
+    """``{glue:text}`key``` in a translated message of a notebook, with its notebook."""
+    if not source_path.endswith(".ipynb"):
+        return source
+    return GLUE_ROLE.sub(rf"\g<1>{Path(source_path).name}::", source)
+
+
+_publish_msgstr = sphinx.transforms.i18n.publish_msgstr
+
+
+def publish_msgstr(app, source, source_path, source_line, config, settings):
+    return _publish_msgstr(app, qualified_glue_keys(source, source_path), source_path,
+                           source_line, config, settings)
+
+
+def add_edition_links(app, pagename, templatename, context, doctree) -> None:
+    _, hreflang, label = EDITIONS[other_edition(app.config.language)]
+    url = other_edition_url(app.config.language, pagename)
+    context["other_edition"] = {"url": url, "hreflang": hreflang, "label": label}
+    context["metatags"] = context.get("metatags", "") + (
+        f'\n<link rel="alternate" hreflang="{hreflang}" href="{url}" />')
+
+
+def other_edition_role(name, rawtext, text, lineno, inliner, options=None, content=None):  # noqa: E501 - docutils' role signature
+    """``{other-edition}`text```: a link to this page in the other edition."""
+    env = inliner.document.settings.env
+    url = other_edition_url(env.config.language, env.docname)
+    return [nodes.reference(rawtext, text, refuri=url, classes=["other-edition"])], []
+
+
+def add_header_link(app, config) -> None:
+    templates = str(Path(__file__).parent / "templates")
+    config.templates_path = [*config.templates_path, templates]
+    options = dict(config.html_theme_options)
+    options["article_header_end"] = ["article-header-buttons.html", "edition-link.html"]
+    config.html_theme_options = options
+
+
+def setup(app):
+    sphinx.transforms.i18n.publish_msgstr = publish_msgstr
+    app.connect("config-inited", add_header_link)
+    app.connect("html-page-context", add_edition_links)
+    app.add_role("other-edition", other_edition_role)
+    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
