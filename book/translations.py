@@ -45,11 +45,13 @@ MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+?\$", re.S)
 ROLE = re.compile(r"\{([\w:-]+)\}`([^`]*)`")
 CODE = re.compile(r"(?<![}`])`([^`]+)`")
 LINK_TARGET = re.compile(r"\]\(([^)\s]+)\)|\[\^([\w-]+)\]|<(https?://[^>]+)>")
-# Numbers of two or more digits, or with a decimal point: results that must not change.
-# A single digit may be written as a Chinese numeral (Part 6 -> 第六部分), and a number
-# of millions or billions in Chinese units (1.3 million -> 130 万).
-NUMBER = re.compile(r"(?:(?<![\w.])-?\d+(?:\.\d+)+|(?<![\w.])\d{2,}(?=x\b|(?!\w)))"
-                    r"(?!\s*(?:thousand|million|billion|trillion|万|亿))")
+# Numbers of two or more digits, or with a decimal point: results that must not change
+# (10x, 56th count as 10, 56). A single digit may be written as a Chinese numeral
+# (Part 6 -> 第六部分), a number of millions or billions in Chinese units (1.3 million
+# -> 130 万), and a month by its number (November -> 11 月).
+NUMBER = re.compile(r"(?:(?<![\w.])-?\d+(?:\.\d+)+"
+                    r"|(?<![\w.])\d{2,}(?=(?:x|st|nd|rd|th)\b|(?!\w)))"
+                    r"(?!\s*(?:thousand|million|billion|trillion|万|亿|月))")
 
 
 def edition_config(language: str) -> dict:

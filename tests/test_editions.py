@@ -79,6 +79,7 @@ def test_missing_fuzzy_untranslated_and_stale_messages_are_named():
         ("Part 6, chapter 5 has three heads.", "第六部分第五章有三个头。"),  # one digit
         ("ImageNet (1.3 million images)", "ImageNet（130 万张图像）"),
         ("memory more than 10x smaller", "内存少 10 倍以上"),
+        ("the 56th meeting, 15 November 2023", "第 56 届会议，2023 年 11 月 15 日"),
         ("Read it in {other-edition}`Chinese`.", "阅读{other-edition}`英文版`。"),
     ],
 )
@@ -114,8 +115,10 @@ def test_each_page_links_to_itself_in_the_other_edition(language, page, url):
 
 
 def test_glued_numbers_in_translated_notebook_text_name_their_notebook():
-    text = "各 {glue:text}`w8:.4f`，{glue}`fig`，{glue:text}`a.ipynb::k`"
+    text = "各 {glue:text}`w8:.4f`，{glue}`fig`，{glue:text}`n`，"
+    text += "{glue:text}`a.ipynb::k:d`"
     assert edition.qualified_glue_keys(text, "/book/notebooks/p/x.ipynb") == (
-        "各 {glue:text}`x.ipynb::w8:.4f`，{glue}`x.ipynb::fig`，{glue:text}`a.ipynb::k`"
+        "各 {glue:text}`x.ipynb::w8:.4f`，{glue}`x.ipynb::fig`，"
+        "{glue:text}`x.ipynb::n:s`，{glue:text}`a.ipynb::k:d`"
     )
     assert edition.qualified_glue_keys(text, "/book/book/index.md") == text

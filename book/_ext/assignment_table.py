@@ -14,16 +14,37 @@ from __future__ import annotations
 from pathlib import Path
 
 from docutils import nodes
+from edition import in_language
 from execution_statistics import doc_link
 from sphinx.util.docutils import SphinxDirective
 
 from companion.teaching import exercises, load_tests
 
 HEADERS = ["Chapter", "Questions", "Autograded", "Tests (hidden)", "Written"]
+SUMMARY = (
+    "In all: {0} questions, {1} autograded with {2} tests ({3} hidden), {4} written."
+)
+# The Chinese edition's wording of the generated text.
+CHINESE = {
+    "Chapter": "章节",
+    "Questions": "题目",
+    "Autograded": "自动评分",
+    "Tests (hidden)": "测试（隐藏）",
+    "Written": "书面作答",
+    SUMMARY: "合计：{0} 道题，其中 {1} 道自动评分，共 {2} 个测试（{3} 个隐藏），"
+    "{4} 道书面作答。",
+}
+
+
+def _paragraph(*children: nodes.Node) -> nodes.paragraph:
+    # Written in the edition's language here, so not a message for the catalogues.
+    paragraph = nodes.paragraph(translatable=False)
+    paragraph.extend(children)
+    return paragraph
 
 
 def _entry(*children: nodes.Node) -> nodes.entry:
-    paragraph = nodes.paragraph()
+    paragraph = _paragraph()
     paragraph.extend(children)
     return nodes.entry("", paragraph)
 
@@ -72,16 +93,14 @@ class AssignmentTable(SphinxDirective):
         group = nodes.tgroup(cols=len(HEADERS))
         group.extend(nodes.colspec(colwidth=1) for _ in HEADERS)
         head = nodes.thead()
-        head += nodes.row("", *(_entry(nodes.Text(h)) for h in HEADERS))
+        language = self.config.language
+        headers = [in_language(language, header, CHINESE) for header in HEADERS]
+        head += nodes.row("", *(_entry(nodes.Text(header)) for header in headers))
         group += head
         group += body
-        summary = (
-            f"In all: {totals[0]} questions, {totals[1]} autograded with {totals[2]} "
-            f"tests ({totals[3]} hidden), {totals[4]} written."
-        )
-        paragraph = nodes.paragraph()
-        paragraph += nodes.Text(summary)
-        return [nodes.table("", group, classes=["assignment-table"]), paragraph]
+        summary = in_language(language, SUMMARY, CHINESE).format(*totals)
+        table = nodes.table("", group, classes=["assignment-table"])
+        return [table, _paragraph(nodes.Text(summary))]
 
 
 def setup(app):

@@ -30,7 +30,7 @@ EDITIONS = {
     "en": ("", "en", "English"),
     "zh_CN": ("zh", "zh-CN", "中文"),
 }
-GLUE_ROLE = re.compile(r"(\{glue(?::\w+)?\}`)(?![^`]*::)")
+GLUE_ROLE = re.compile(r"\{(glue(?::\w+)?)\}`([^`:]+(?::[^`:]*)?)`")
 
 
 def edition_of(language: str | None) -> str:
@@ -48,11 +48,25 @@ def other_edition_url(language: str | None, pagename: str) -> str:
     return f"{up}{folder + '/' if folder else ''}{pagename}.html"
 
 
+def in_language(language: str | None, english: str, chinese: dict[str, str]) -> str:
+    """Text that an extension generates (a table's headers, a total), in the edition's
+    language. Such text is not in the catalogues: its numbers change with every run."""
+    return chinese.get(english, english) if edition_of(language) == "zh_CN" else english
+
+
 def qualified_glue_keys(source: str, source_path: str) -> str:
     """``{glue:text}`key``` in a translated message of a notebook, with its notebook."""
     if not source_path.endswith(".ipynb"):
         return source
-    return GLUE_ROLE.sub(rf"\g<1>{Path(source_path).name}::", source)
+    notebook = Path(source_path).name
+
+    def qualified(match: re.Match) -> str:
+        role, key = match.groups()
+        if role == "glue:text" and ":" not in key:
+            key += ":s"  # else the qualified key's last ":" would be read as a format
+        return f"{{{role}}}`{notebook}::{key}`"
+
+    return GLUE_ROLE.sub(qualified, source)
 
 
 _publish_msgstr = sphinx.transforms.i18n.publish_msgstr

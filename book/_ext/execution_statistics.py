@@ -22,6 +22,7 @@ import json
 from pathlib import Path
 
 from docutils import nodes
+from edition import in_language
 from sphinx import addnodes
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
@@ -41,6 +42,34 @@ SOURCE_LABELS = {
     ),
 }
 HEADERS = ["Notebook", "Run time (s)", "Code cells", "Status", "Ran", "Date"]
+# The Chinese edition's wording of the generated text.
+CHINESE = {
+    "Run time (s)": "运行时间（秒）",
+    "Code cells": "代码单元",
+    "Status": "状态",
+    "Ran": "运行方式",
+    "Date": "日期",
+    "Machine": "机器",
+    "passed": "通过",
+    "failed": "失败",
+    "alone": "单独运行",
+    "{n} at a time": "{n} 个同时运行",
+    "not measured": "未测量",
+    " (not in the book yet)": "（尚未收入本书）",
+    "No notebook has been run yet.": "还没有运行过任何 notebook。",
+    "{measured} of {rows} notebooks measured; {total:.0f} s in all (the sum of the "
+    "run times)": "{rows} 个 notebook 中已测量 {measured} 个；共 {total:.0f} 秒"
+    "（各运行时间之和）",
+    "; {failed} failed (see Status)": "；{failed} 个失败（见“状态”列）",
+    ".": "。",
+    "Machine: {machine}.": "机器：{machine}。",
+    "Machines:": "机器：",
+    "Recorded by ": "数据来自 ",
+    " and, for the other notebooks, ": "，其余 notebook 的数据来自 ",
+    " (its last run on the machine that built this page)":
+        "（构建本页的机器上最近一次运行）",
+    " (committed with the book)": "（随书提交）",
+}
 
 
 def _read(path: Path) -> dict[str, dict] | None:
@@ -55,7 +84,8 @@ def _read(path: Path) -> dict[str, dict] | None:
 
 
 def _paragraph(*children) -> nodes.paragraph:
-    paragraph = nodes.paragraph()
+    # Written in the edition's language here, so not a message for the catalogues.
+    paragraph = nodes.paragraph(translatable=False)
     paragraph.extend(children)
     return paragraph
 
@@ -63,7 +93,7 @@ def _paragraph(*children) -> nodes.paragraph:
 def _text_entry(text: str, nowrap: bool = False) -> nodes.entry:
     # text-nowrap: the theme's Bootstrap utility class, so a date stays on one line
     classes = ["text-nowrap"] if nowrap else []
-    return nodes.entry("", nodes.paragraph(text=text), classes=classes)
+    return nodes.entry("", _paragraph(nodes.Text(text)), classes=classes)
 
 
 def _when(stamp: str) -> str:
@@ -74,8 +104,6 @@ def _when(stamp: str) -> str:
     return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d")
 
 
-def _run_mode(parallel: int) -> str:
-    return "alone" if parallel <= 1 else f"{parallel} at a time"
 
 
 class ExecutionStatistics(SphinxDirective):
@@ -84,6 +112,9 @@ class ExecutionStatistics(SphinxDirective):
     has_content = False
     required_arguments = 0
     optional_arguments = 0
+
+    def say(self, english: str, **values) -> str:
+        return in_language(self.config.language, english, CHINESE).format(**values)
 
     def run(self) -> list[nodes.Node]:
         root = Path(self.env.srcdir)
@@ -109,7 +140,7 @@ class ExecutionStatistics(SphinxDirective):
                 f"(looked for {', '.join(self.config.execution_statistics_sources)})",
                 location=self.get_location(),
             )
-            return [_paragraph(nodes.Text("No notebook has been run yet."))]
+            return [_paragraph(nodes.Text(self.say("No notebook has been run yet.")))]
 
         measured = [row for row in rows.values() if "seconds" in row]
         used = [
@@ -120,6 +151,7 @@ class ExecutionStatistics(SphinxDirective):
         machines = list(dict.fromkeys(row["machine"] for row in measured))
         keys = {machine: chr(ord("A") + i) for i, machine in enumerate(machines)}
         headers = HEADERS + (["Machine"] if len(machines) > 1 else [])
+        headers = [self.say(header) for header in headers]
 
         body = nodes.tbody()
         for notebook, row in sorted(rows.items()):
@@ -128,14 +160,15 @@ class ExecutionStatistics(SphinxDirective):
                 texts = [
                     f"{row['seconds']:.1f}",
                     str(row["cells"]),
-                    row["status"],
-                    _run_mode(int(row.get("parallel", 1))),
+                    self.say(row["status"]),
+                    self.say("alone") if int(row.get("parallel", 1)) <= 1
+                    else self.say("{n} at a time", n=row["parallel"]),
                     _when(row["date"]),
                 ]
                 if len(machines) > 1:
                     texts.append(keys[row["machine"]])
             else:
-                texts = ["not measured"] + [""] * (len(headers) - 2)
+                texts = [self.say("not measured")] + [""] * (len(headers) - 2)
             cells += [_text_entry(text, nowrap=True) for text in texts]
             body += nodes.row("", *cells)
 
@@ -149,32 +182,33 @@ class ExecutionStatistics(SphinxDirective):
 
         total = sum(row["seconds"] for row in measured)
         failed = sum(row["status"] != "passed" for row in measured)
-        summary = (
-            f"{len(measured)} of {len(rows)} notebooks measured; "
-            f"{total:.0f} s in all (the sum of the run times)"
+        summary = self.say(
+            "{measured} of {rows} notebooks measured; {total:.0f} s in all (the sum of "
+            "the run times)", measured=len(measured), rows=len(rows), total=total
         )
         if failed:
-            summary += f"; {failed} failed (see Status)"
-        result = [table, _paragraph(nodes.Text(summary + "."))]
+            summary += self.say("; {failed} failed (see Status)", failed=failed)
+        result = [table, _paragraph(nodes.Text(summary + self.say(".")))]
 
         if len(machines) == 1:
-            result.append(_paragraph(nodes.Text(f"Machine: {machines[0]}.")))
+            machine = self.say("Machine: {machine}.", machine=machines[0])
+            result.append(_paragraph(nodes.Text(machine)))
         elif machines:
             legend = nodes.bullet_list()
             for machine, key in keys.items():
                 legend += nodes.list_item(
                     "", _paragraph(nodes.Text(f"{key}: {machine}"))
                 )
-            result += [_paragraph(nodes.Text("Machines:")), legend]
+            result += [_paragraph(nodes.Text(self.say("Machines:"))), legend]
 
-        provenance = _paragraph(nodes.Text("Recorded by "))
+        provenance = _paragraph(nodes.Text(self.say("Recorded by ")))
         for index, source in enumerate(used):
             command, rest = SOURCE_LABELS.get(source, (source, ""))
             if index:
-                provenance += nodes.Text(" and, for the other notebooks, ")
+                provenance += nodes.Text(self.say(" and, for the other notebooks, "))
             provenance += nodes.literal(text=command)
-            provenance += nodes.Text(rest)
-        provenance += nodes.Text(".")
+            provenance += nodes.Text(self.say(rest))
+        provenance += nodes.Text(self.say("."))
         if used:
             result.append(provenance)
         return result
@@ -187,7 +221,7 @@ class ExecutionStatistics(SphinxDirective):
                 "",
                 _paragraph(
                     nodes.literal(text=Path(notebook).name),
-                    nodes.Text(" (not in the book yet)"),
+                    nodes.Text(self.say(" (not in the book yet)")),
                 ),
             )
         return nodes.entry("", _paragraph(doc_link(docname, self.env.docname)))
