@@ -67,7 +67,7 @@ def edition_config(language: str) -> dict:
     settings["gettext_compact"] = False
     settings["gettext_allow_fuzzy_translations"] = False
     if language.startswith("zh"):
-        config["title"] = "注意力、Softmax 与位置编码"
+        config["title"] = "注意力、softmax 与位置编码"
         settings["html_search_language"] = "zh"
     return config
 

@@ -17,7 +17,7 @@ Run by `make browser` (the last step of `make test`, after the strict book build
 - it is in its edition's language (`<html lang>`) and its header links to the same
   page in the other edition, which links back;
 - in the Chinese edition (`_build/html/zh/`), Chinese characters are drawn with a
-  real font, not as empty boxes.
+  real font, not as empty boxes, and the table of contents' captions are translated.
 
 Both editions' searches find a word of their language; following the language links
 goes from one edition to the other and back.
@@ -274,9 +274,10 @@ const wait = () => {
 wait();
 """
 
-# The page's text outside code, scripts and typeset math.
+# The page's text outside code, scripts, typeset math (and arguments[0], if given).
 TEXT_JS = """
-const skip = 'pre, code, script, style, textarea, mjx-container, .highlight';
+const skip = 'pre, code, script, style, textarea, mjx-container, .highlight'
+  + (arguments[0] ? ', ' + arguments[0] : '');
 const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
 const parts = [];
 while (walker.nextNode()) {
@@ -374,7 +375,7 @@ def _open(browser, site: str, page: str) -> str:
         while not browser.current_url.endswith(target):
             assert time.monotonic() < deadline, f"{page} did not redirect to {target}"
             time.sleep(0.05)
-        page = target
+        page = os.path.normpath(os.path.join(os.path.dirname(page), target))
         # get() returned before the redirect: wait for the target's own load event.
         deadline = time.monotonic() + PAGE_LOAD_TIMEOUT
         while browser.execute_script("return document.readyState") != "complete":
@@ -440,9 +441,11 @@ def test_page_reads_as_intended(page, site, driver):
     )
     if raw:
         problems.append(f"raw TeX left in the text: {raw[:5]}")
+    # (Not in the API reference's signatures and docstrings: `**kwargs`, `grid**2`.)
+    prose = driver.execute_script(TEXT_JS, "dl.py")
     markdown = sorted(
-        {text[max(0, m.start() - 30) : m.end() + 30]
-         for m in RAW_MARKDOWN.finditer(text)}
+        {prose[max(0, m.start() - 30) : m.end() + 30]
+         for m in RAW_MARKDOWN.finditer(prose)}
     )
     if markdown:
         problems.append(f"unparsed Markdown in the text: {markdown[:5]}")
@@ -461,6 +464,13 @@ def test_page_reads_as_intended(page, site, driver):
     elif edition_link(other) != final:
         problems.append(f"{other} links back to {edition_link(other)}, not here")
     if edition == "zh/":
+        captions = driver.execute_script(
+            "return Array.from(document.querySelectorAll('.bd-sidebar-primary "
+            ".caption-text')).map((e) => e.textContent)"
+        )
+        english = [c for c in captions if not re.search(r"[\u4e00-\u9fff]", c)]
+        if english:
+            problems.append(f"table of contents' captions not translated: {english}")
         glyphs = driver.execute_script(CJK_GLYPHS_JS, text)
         if not glyphs["controlSame"]:
             problems.append("the check for missing glyphs is broken (control differs)")

@@ -24,6 +24,9 @@ from pathlib import Path
 
 import sphinx.transforms.i18n
 from docutils import nodes
+from sphinx import addnodes
+from sphinx.locale import init as init_locale
+from sphinx.util.i18n import docname_to_domain
 
 # The editions: Sphinx language, folder under _build/html, hreflang, link label.
 EDITIONS = {
@@ -93,16 +96,32 @@ def other_edition_role(name, rawtext, text, lineno, inliner, options=None, conte
 
 
 def add_header_link(app, config) -> None:
-    templates = str(Path(__file__).parent / "templates")
-    config.templates_path = [*config.templates_path, templates]
+    here = Path(__file__).parent
+    config.templates_path = [*config.templates_path, str(here / "templates")]
+    config.html_static_path = [*config.html_static_path, str(here / "static")]
     options = dict(config.html_theme_options)
     options["article_header_end"] = ["article-header-buttons.html", "edition-link.html"]
     config.html_theme_options = options
 
 
+def translate_toctree_captions(app, doctree) -> None:
+    """The table of contents' part captions, from the page's catalogue: the toctrees of
+    the external table of contents are inserted after Sphinx translated the page."""
+    if edition_of(app.config.language) == "en":
+        return
+    domain = docname_to_domain(app.env.docname, app.config.gettext_compact)
+    folders = [str(Path(app.srcdir, folder)) for folder in app.config.locale_dirs]
+    catalog, found = init_locale(folders, app.config.language, domain)
+    for toctree in doctree.findall(addnodes.toctree):
+        if found and toctree.get("caption"):
+            toctree["caption"] = catalog.gettext(toctree["caption"])
+
+
 def setup(app):
     sphinx.transforms.i18n.publish_msgstr = publish_msgstr
     app.connect("config-inited", add_header_link)
+    app.connect("doctree-read", translate_toctree_captions, priority=400)
+    app.add_css_file("edition.css")
     app.connect("html-page-context", add_edition_links)
     app.add_role("other-edition", other_edition_role)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
