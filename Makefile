@@ -65,7 +65,7 @@ book: $(STAMP) $(VENDOR)/.stamp
 test: lint unit check-translations nbval strict-book browser
 
 lint: $(STAMP)
-	$(BIN)/ruff check companion tests notebooks browser book/_ext assignments
+	$(BIN)/ruff check companion tests notebooks browser book/_ext book/translations.py assignments
 
 unit: $(STAMP)
 	$(BIN)/pytest tests

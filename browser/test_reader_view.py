@@ -19,8 +19,8 @@ Run by `make browser` (the last step of `make test`, after the strict book build
 - in the Chinese edition (`_build/html/zh/`), Chinese characters are drawn with a
   real font, not as empty boxes, and the table of contents' captions are translated.
 
-Both editions' searches find a word of their language; following the language links
-goes from one edition to the other and back.
+Both editions show the same glued numbers, and their searches find a word of their
+language; following the language links goes from one edition to the other and back.
 
 Screenshots of a landing page and a chapter of each edition go to
 `_build/screenshots/`. Driven by Selenium with Debian's chromium and chromium-driver
@@ -555,6 +555,22 @@ def test_both_editions_were_built():
         assert (HTML / edition / "searchindex.js").is_file(), (
             f"no {lang} edition in {HTML / edition}: run `make book` first"
         )
+
+
+def test_both_editions_show_the_same_glued_numbers():
+    """Every number pasted from the notebooks appears, as often, in both editions."""
+    pasted = re.compile(r'<span class="pasted-text">([^<]*)</span>')
+    compared = 0
+    for page in PAGES:
+        if edition_of(page) or not (HTML / "zh" / page).is_file():
+            continue
+        english, chinese = (
+            sorted(pasted.findall((HTML / edition / page).read_text(encoding="utf-8")))
+            for edition in EDITIONS
+        )
+        assert english == chinese, f"{page}: glued numbers differ between the editions"
+        compared += len(english)
+    assert compared > 500, f"only {compared} glued numbers found: is the pattern stale?"
 
 
 @pytest.mark.parametrize("edition", list(EDITIONS))
