@@ -12,7 +12,10 @@ extension
   translated message as a small document of its own, which does not hold the
   notebook's glue data, so ``{glue:text}`key``` would paste nothing. The message is
   parsed with the key qualified by its notebook (``{glue:text}`page.ipynb::key```),
-  which myst-nb resolves from its glue cache after reading.
+  which myst-nb resolves from its glue cache after reading;
+- translates the table of contents' part captions, which the external table of
+  contents inserts after Sphinx translated the page;
+- gives the other extensions ``in_language`` for the text they generate.
 
 Registered in `_config.yml` under ``sphinx: local_extensions``.
 """
