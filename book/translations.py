@@ -123,6 +123,11 @@ def read_catalogue(path: Path) -> Catalog:
 
 
 def write_catalogue(catalog: Catalog, path: Path) -> None:
+    for message in catalog:
+        if not message.fuzzy:  # the old English of a fuzzy message, once translated
+            message.previous_id = []  # (babel reads "#| msgid" back as "# | msgid")
+            message.user_comments = [c for c in message.user_comments
+                                     if not c.startswith("|")]
     catalog.creation_date = catalog.revision_date = FIXED_DATE
     catalog.project, catalog.version = PROJECT, ""
     catalog.fuzzy = False

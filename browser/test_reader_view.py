@@ -17,7 +17,8 @@ Run by `make browser` (the last step of `make test`, after the strict book build
 - it is in its edition's language (`<html lang>`) and its header links to the same
   page in the other edition, which links back;
 - in the Chinese edition (`_build/html/zh/`), Chinese characters are drawn with a
-  real font, not as empty boxes, and the table of contents' captions are translated.
+  real font, not as empty boxes, and the table of contents' captions and the titles
+  of boxes (exercises, solutions, notes) are translated.
 
 Both editions show the same glued numbers, and their searches find a word of their
 language; following the language links goes from one edition to the other and back.
@@ -471,6 +472,13 @@ def test_page_reads_as_intended(page, site, driver):
         english = [c for c in captions if not re.search(r"[\u4e00-\u9fff]", c)]
         if english:
             problems.append(f"table of contents' captions not translated: {english}")
+        titles = driver.execute_script(
+            "return Array.from(document.querySelectorAll('.admonition-title'))"
+            ".map((e) => e.textContent)"
+        )
+        english = [t for t in titles if not re.search(r"[\u4e00-\u9fff]", t)]
+        if english:
+            problems.append(f"titles of boxes not translated: {english}")
         glyphs = driver.execute_script(CJK_GLYPHS_JS, text)
         if not glyphs["controlSame"]:
             problems.append("the check for missing glyphs is broken (control differs)")

@@ -122,3 +122,13 @@ def test_glued_numbers_in_translated_notebook_text_name_their_notebook():
         "{glue:text}`x.ipynb::n:s`，{glue:text}`a.ipynb::k:d`"
     )
     assert edition.qualified_glue_keys(text, "/book/book/index.md") == text
+
+
+def test_a_fuzzy_message_keeps_the_old_english_until_it_is_translated(tmp_path):
+    catalog = Catalog(locale="zh_CN")
+    catalog.add("New text.", "旧译文。", flags=("fuzzy",), previous_id="Old text.")
+    catalog.add("Done.", "完成。", user_comments=["| msgid \"Earlier.\""])
+    path = tmp_path / "page.po"
+    translations.write_catalogue(catalog, path)
+    text = path.read_text(encoding="utf-8")
+    assert '#| msgid "Old text."' in text and "Earlier." not in text

@@ -15,7 +15,9 @@ extension
   which myst-nb resolves from its glue cache after reading;
 - translates the table of contents' part captions, which the external table of
   contents inserts after Sphinx translated the page;
-- gives the other extensions ``in_language`` for the text they generate.
+- gives the other extensions ``in_language`` for the text they generate;
+- makes the titles of exercises translatable, and warns (an error in the strict
+  build) when Sphinx drops a translation.
 
 Registered in `_config.yml` under ``sphinx: local_extensions``.
 """
@@ -29,13 +31,17 @@ import sphinx.transforms.i18n
 from docutils import nodes
 from sphinx import addnodes
 from sphinx.locale import init as init_locale
+from sphinx.transforms import SphinxTransform
+from sphinx.util import logging
 from sphinx.util.i18n import docname_to_domain
+from sphinx.util.nodes import extract_messages
 
 # The editions: Sphinx language, folder under _build/html, hreflang, link label.
 EDITIONS = {
     "en": ("", "en", "English"),
     "zh_CN": ("zh", "zh-CN", "中文"),
 }
+logger = logging.getLogger(__name__)
 GLUE_ROLE = re.compile(r"\{(glue(?::\w+)?)\}`([^`:]+(?::[^`:]*)?)`")
 
 
@@ -120,11 +126,99 @@ def translate_toctree_captions(app, doctree) -> None:
             toctree["caption"] = catalog.gettext(toctree["caption"])
 
 
+def as_markdown(node: nodes.Element) -> str:
+    """The MyST text of a line of inline nodes (text, math, code)."""
+    parts = []
+    for child in node.children:
+        if isinstance(child, nodes.math):
+            parts.append(f"${child.astext()}$")
+        elif isinstance(child, nodes.literal):
+            parts.append(f"`{child.astext()}`")
+        else:
+            parts.append(child.astext())
+    return "".join(parts)
+
+
+class LocateExerciseTitles(SphinxTransform):
+    """Gives the titles of exercises (``{exercise} Title``) their source text:
+    sphinx-exercise creates them without, and Sphinx neither extracts nor translates
+    such text."""
+
+    default_priority = 15  # before Sphinx's Locale (20)
+
+    def apply(self, **kwargs) -> None:
+        for node in self.document.findall(nodes.subtitle):
+            if node.source is None:
+                node.source = self.document["source"]
+                node.line = node.parent.line if node.parent is not None else None
+                node.rawsource = as_markdown(node)
+
+
+class TranslatedExercisesForLinks(SphinxTransform):
+    """sphinx-exercise titles a solution ("Solution to Exercise 3 (title)") from a copy
+    of the exercise taken before Sphinx translated the page: give it the translated
+    exercise instead."""
+
+    default_priority = 27  # after Sphinx's Locale (20)
+
+    def apply(self, **kwargs) -> None:
+        registry = getattr(self.env, "sphinx_exercise_registry", {})
+        if edition_of(self.config.language) == "en" or not registry:
+            return
+        for node in self.document.findall(nodes.Element):
+            entry = registry.get(node.get("label"))
+            if entry and entry["docname"] == self.env.docname and node.get("type"):
+                entry["node"] = node.deepcopy()
+
+
+def extract_exercise_titles(app, doctree) -> None:
+    """For the gettext builder: the exercises' titles, which sphinx-exercise merges
+    into new, untranslatable title nodes before the builder extracts messages."""
+    if app.builder.name != "gettext":
+        return
+    domain = docname_to_domain(app.env.docname, app.config.gettext_compact)
+    for node in doctree.findall(nodes.subtitle):
+        if node.source and node.rawsource:
+            node.uid = getattr(node, "uid", "")
+            app.builder.catalogs[domain].add(node.rawsource, node)
+
+
+class TranslationsApplied(SphinxTransform):
+    """Warns about a translation that Sphinx dropped: Sphinx applies a translated
+    message only if it parses as a paragraph (or a title), and silently keeps the
+    English otherwise, e.g. for "1. 引言", which parses as a numbered list."""
+
+    default_priority = 26  # after Sphinx's Locale (20) and its progress count (25)
+
+    def apply(self, **kwargs) -> None:
+        if edition_of(self.config.language) == "en":
+            return
+        domain = docname_to_domain(self.env.docname, self.config.gettext_compact)
+        folders = [str(Path(self.app.srcdir, f)) for f in self.config.locale_dirs]
+        catalog, found = init_locale(folders, self.config.language, domain)
+        if not found:
+            return
+        for node, message in extract_messages(self.document):
+            dropped = node.get("translated") is False
+            dropped = dropped and not isinstance(node, nodes.image)
+            if dropped and catalog.gettext(message) not in ("", message):
+                logger.warning(
+                    "translation not applied, as it does not parse as a paragraph "
+                    "(escape a leading '1.', '-' or '#' with a backslash): "
+                    f"{message!r}",
+                    location=node,
+                )
+
+
 def setup(app):
     sphinx.transforms.i18n.publish_msgstr = publish_msgstr
     app.connect("config-inited", add_header_link)
     app.connect("doctree-read", translate_toctree_captions, priority=400)
+    app.connect("doctree-read", extract_exercise_titles)
     app.add_css_file("edition.css")
     app.connect("html-page-context", add_edition_links)
     app.add_role("other-edition", other_edition_role)
+    app.add_transform(LocateExerciseTitles)
+    app.add_transform(TranslationsApplied)
+    app.add_transform(TranslatedExercisesForLinks)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
