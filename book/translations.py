@@ -14,13 +14,15 @@ English (its page says so), so their messages are left out of the catalogues.
 paragraph keeps its old translation, marked fuzzy, with the old English beside it)
 and drops messages that are gone. ``check`` fails, naming page and message, when a
 message has no translation, a fuzzy one, or one that changed a formula, a number, a
-reference or a link of the English.
+reference or a link of the English, or that quotes a section's title otherwise than
+that section's translated heading.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import posixpath
 import re
 import subprocess
 import sys
@@ -198,19 +200,41 @@ def problems(page: str, catalog: Catalog, template: Catalog | None = None) -> li
     return found
 
 
-def problems_of_all(templates: dict[str, Catalog]) -> list[str]:
+# A link to a page followed by the title of one of its sections, as the errata cite.
+QUOTED_SECTION = re.compile(r'\{doc\}`(?:[^`<]*<)?([^`<>]+)>?`, "([^"]+)"')
+
+
+def misquoted_sections(catalogs: dict[str, Catalog]) -> list[str]:
+    """Section titles quoted after a link, translated unlike the heading itself."""
+    headings = {page: {m.id: m.string for m in catalog if m.id and m.string}
+                for page, catalog in catalogs.items()}
     found = []
+    for page, catalog in catalogs.items():
+        for message in catalog:
+            for target, title in QUOTED_SECTION.findall(message.id or ""):
+                folder = posixpath.dirname(page)
+                linked = posixpath.normpath(posixpath.join(folder, target))
+                heading = headings.get(linked, {}).get(title)
+                if heading and message.string and f"“{heading}”" not in message.string:
+                    found.append(f"{page}: the heading {title!r} of {linked} is "
+                                 f"“{heading}” in Chinese: {short(message.id)}")
+    return found
+
+
+def problems_of_all(templates: dict[str, Catalog]) -> list[str]:
+    found, catalogs = [], {}
     for page, template in templates.items():
         path = catalogue_path(page)
         if not path.exists():
             found.append(f"{page}: no catalogue {path.relative_to(ROOT)}")
             continue
-        found += problems(page, read_catalogue(path), template)
+        catalogs[page] = read_catalogue(path)
+        found += problems(page, catalogs[page], template)
     for path in sorted(CATALOGUES.rglob("*.po")):
         page = path.relative_to(CATALOGUES).with_suffix("").as_posix()
         if page not in templates:
             found.append(f"{page}: catalogue of a page that is not in the book")
-    return found
+    return found + misquoted_sections(catalogs)
 
 
 def short(text: str, width: int = 90) -> str:

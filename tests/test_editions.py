@@ -132,3 +132,13 @@ def test_a_fuzzy_message_keeps_the_old_english_until_it_is_translated(tmp_path):
     translations.write_catalogue(catalog, path)
     text = path.read_text(encoding="utf-8")
     assert '#| msgid "Old text."' in text and "Earlier." not in text
+
+
+def test_a_quoted_section_title_must_match_the_translated_heading():
+    chapter = catalogue(("Four scores", "四种评分函数"))
+    cited = '{doc}`../../notebooks/x/chapter`, "Four scores"'
+    good = catalogue((cited, "{doc}`../../notebooks/x/chapter`，“四种评分函数”"))
+    bad = catalogue((cited, "{doc}`../../notebooks/x/chapter`，“四种分数”"))
+    for errata, expected in ((good, 0), (bad, 1)):
+        catalogs = {"notebooks/x/chapter": chapter, "book/appendix/errata": errata}
+        assert len(translations.misquoted_sections(catalogs)) == expected
