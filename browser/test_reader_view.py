@@ -465,20 +465,18 @@ def test_page_reads_as_intended(page, site, driver):
     elif edition_link(other) != final:
         problems.append(f"{other} links back to {edition_link(other)}, not here")
     if edition == "zh/":
-        captions = driver.execute_script(
-            "return Array.from(document.querySelectorAll('.bd-sidebar-primary "
-            ".caption-text')).map((e) => e.textContent)"
-        )
-        english = [c for c in captions if not re.search(r"[\u4e00-\u9fff]", c)]
-        if english:
-            problems.append(f"table of contents' captions not translated: {english}")
-        titles = driver.execute_script(
-            "return Array.from(document.querySelectorAll('.admonition-title'))"
-            ".map((e) => e.textContent)"
-        )
-        english = [t for t in titles if not re.search(r"[\u4e00-\u9fff]", t)]
-        if english:
-            problems.append(f"titles of boxes not translated: {english}")
+        for selector, what in (
+            (".bd-sidebar-primary .caption-text", "table of contents' captions"),
+            (".admonition-title", "titles of boxes"),
+        ):
+            texts = driver.execute_script(
+                "return Array.from(document.querySelectorAll(arguments[0]))"
+                ".map((e) => e.textContent)",
+                selector,
+            )
+            english = [t for t in texts if not re.search(r"[\u4e00-\u9fff]", t)]
+            if english:
+                problems.append(f"{what} not translated: {english}")
         glyphs = driver.execute_script(CJK_GLYPHS_JS, text)
         if not glyphs["controlSame"]:
             problems.append("the check for missing glyphs is broken (control differs)")

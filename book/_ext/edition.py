@@ -113,14 +113,19 @@ def add_header_link(app, config) -> None:
     config.html_theme_options = options
 
 
+def page_catalogue(app):
+    """The translations of the page being read, and whether it has a catalogue."""
+    domain = docname_to_domain(app.env.docname, app.config.gettext_compact)
+    folders = [str(Path(app.srcdir, folder)) for folder in app.config.locale_dirs]
+    return init_locale(folders, app.config.language, domain)
+
+
 def translate_toctree_captions(app, doctree) -> None:
     """The table of contents' part captions, from the page's catalogue: the toctrees of
     the external table of contents are inserted after Sphinx translated the page."""
     if edition_of(app.config.language) == "en":
         return
-    domain = docname_to_domain(app.env.docname, app.config.gettext_compact)
-    folders = [str(Path(app.srcdir, folder)) for folder in app.config.locale_dirs]
-    catalog, found = init_locale(folders, app.config.language, domain)
+    catalog, found = page_catalogue(app)
     for toctree in doctree.findall(addnodes.toctree):
         if found and toctree.get("caption"):
             toctree["caption"] = catalog.gettext(toctree["caption"])
@@ -193,9 +198,7 @@ class TranslationsApplied(SphinxTransform):
     def apply(self, **kwargs) -> None:
         if edition_of(self.config.language) == "en":
             return
-        domain = docname_to_domain(self.env.docname, self.config.gettext_compact)
-        folders = [str(Path(self.app.srcdir, f)) for f in self.config.locale_dirs]
-        catalog, found = init_locale(folders, self.config.language, domain)
+        catalog, found = page_catalogue(self.app)
         if not found:
             return
         for node, message in extract_messages(self.document):
